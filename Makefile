@@ -1,0 +1,69 @@
+# The companion's two commands are `make book` and `make test` (see README.md).
+# Every target creates the virtual environment and installs what is missing; a second run installs nothing.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA_DIR ?= $(or $(THESIS_DATA_DIR),$(HOME)/.cache/thesis-companion)
+CHROMIUM := /usr/bin/chromium
+FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+QUICK_DIR := book/_build/quick
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+export THESIS_DATA_DIR := $(DATA_DIR)
+
+.PHONY: setup data book chapter test unit nbval quick-chapters browser check-sources benchmark clean help
+
+help:
+	@echo "make book       build the book (set-up, data, execute changed chapters, render HTML)"
+	@echo "make test       run every test (unit tests, nbval, quick-profile chapters, browser check)"
+	@echo "make chapter CH=04 [ARGS='-p retrain true']   re-execute one chapter"
+	@echo "make benchmark  time the training loop against a DataLoader reference"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,book]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $@
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null
+
+$(FASHION):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null
+
+setup: $(STAMP) $(CHROMIUM) $(FASHION)
+
+data: setup
+	$(PY) -m thesis_lib.data fetch --fashion --data-dir "$(DATA_DIR)"
+
+book: data
+	$(PY) book/build.py
+
+chapter: data
+	@test -n "$(CH)" || (echo "usage: make chapter CH=04 [ARGS='-p profile quick']"; exit 2)
+	$(PY) book/build.py --chapter $(CH) $(ARGS)
+
+unit: data
+	$(PY) -m pytest tests -q
+
+check-sources: setup
+	$(PY) book/build.py --check-sources
+
+nbval: data check-sources
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with book/nbval_sanitize.cfg -p no:cacheprovider book/chapters
+
+quick-chapters: data
+	$(PY) book/build.py --profile quick --force --output-dir $(QUICK_DIR)/chapters -p figures_dir $(QUICK_DIR)/figures --no-render
+
+browser: book
+	$(PY) book/browser_check.py book/_build/html
+
+test: unit nbval quick-chapters browser
+
+benchmark: data
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf book/_build

@@ -1,0 +1,111 @@
+"""Checkpoints: atomic, weights-only, refused on mismatch, and resumable on the same trajectory."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from thesis_lib import checkpoints
+from thesis_lib.checkpoints import CheckpointMismatchError, check_matches, load_checkpoint, save_checkpoint, train_or_load
+from thesis_lib.config import ModelSpec, TrainConfig
+
+AE = ModelSpec("fc_autoencoder", {"widths": [64, 16, 4]})
+VAE = ModelSpec("vae", {"input_dim": 64, "hidden": [16], "latent_dim": 2})
+
+
+def _x(n=96, d=64, seed=0):
+    return torch.rand(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def _flat(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_train_save_load_round_trip(tmp_path):
+    path = tmp_path / "ae.pt"
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=1e-3)
+    first = train_or_load(AE, cfg, _x(), _x(32, seed=1), path=path, progress=False)
+    assert first.trained and path.is_file()
+    ckpt = load_checkpoint(path)
+    assert ckpt["epoch"] == 3 and ckpt["train_config"] == cfg.to_dict() and ckpt["model_spec"] == AE.to_dict()
+    assert ckpt["provenance"]["device"] == "cpu" and "wall_seconds" in ckpt["provenance"]
+    again = train_or_load(AE, cfg, _x(), path=path, progress=False)
+    assert not again.trained
+    assert torch.equal(_flat(first.model), _flat(again.model))
+    assert again.history.metrics == first.history.metrics
+
+
+@pytest.mark.parametrize("spec", [AE, VAE], ids=["autoencoder", "vae"])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, spec):
+    loss = "elbo" if spec.kind == "vae" else "mse"  # the VAE also draws noise: its RNG state must be restored
+    cfg4 = TrainConfig(epochs=4, batch_size=32, lr=1e-3, loss=loss, seed=3)
+    straight = train_or_load(spec, cfg4, _x(), path=None, progress=False)
+    path = tmp_path / "run.pt"
+    train_or_load(spec, cfg4.replace(epochs=2), _x(), path=path, progress=False)
+    resumed = train_or_load(spec, cfg4, _x(), path=path, progress=False)
+    assert resumed.trained
+    assert torch.equal(_flat(straight.model), _flat(resumed.model))
+    assert resumed.history["train_loss"] == straight.history["train_loss"]
+
+
+def test_mismatch_is_refused_naming_the_field(tmp_path):
+    path = tmp_path / "ae.pt"
+    cfg = TrainConfig(epochs=2, batch_size=32)
+    train_or_load(AE, cfg, _x(), path=path, progress=False)
+    with pytest.raises(CheckpointMismatchError, match="lr"):
+        train_or_load(AE, cfg.replace(lr=1e-2), _x(), path=path, progress=False)
+    with pytest.raises(CheckpointMismatchError, match="model_spec"):
+        train_or_load(ModelSpec("fc_autoencoder", {"widths": [64, 16, 5]}), cfg, _x(), path=path, progress=False)
+    with pytest.raises(CheckpointMismatchError, match="epochs"):
+        train_or_load(AE, cfg.replace(epochs=1), _x(), path=path, progress=False)
+    # retrain=True overwrites it instead
+    res = train_or_load(AE, cfg.replace(lr=1e-2), _x(), path=path, retrain=True, progress=False)
+    assert res.trained and load_checkpoint(path)["train_config"]["lr"] == 1e-2
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    cfg = TrainConfig(epochs=1, batch_size=32)
+    train_or_load(AE, cfg, _x(), path=path, progress=False)
+    before = path.read_bytes()
+
+    def broken_save(obj, fh):
+        fh.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # the process is killed mid-write
+
+    monkeypatch.setattr(checkpoints.torch, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, load_checkpoint(path))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_loading_uses_weights_only(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo owned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "payload": Evil()}, path)
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+        load_checkpoint(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "x.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a thesis_lib checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="missing the keys"):
+        save_checkpoint(path, {"model": {}})
+
+
+def test_check_matches_accepts_equal_config():
+    cfg = TrainConfig(epochs=5)
+    ckpt = {"model_spec": AE.to_dict(), "train_config": cfg.to_dict(), "epoch": 5}
+    check_matches(ckpt, AE, cfg)  # no error
+    check_matches({**ckpt, "epoch": 3, "train_config": cfg.replace(epochs=3).to_dict()}, AE, cfg)  # resumable

@@ -1,0 +1,193 @@
+"""Configuration: one frozen dataclass per concern, built from a chapter's parameters.
+
+Sizes and hyperparameters live here and in the chapters' parameter cells, never as literals
+scattered through the code. Every dataclass validates itself on construction, so a bad value
+fails before any work starts, with a message that names the parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from thesis_lib.validation import (
+    check_choice,
+    check_nonnegative_float,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+)
+
+PROFILES = ("quick", "full")
+"""``quick``: a few epochs on a subset, for CI on a CPU; ``full``: the thesis's own hyperparameters."""
+
+DEVICES = ("auto", "cpu", "cuda")
+CHAPTERS = ("01", "02", "03", "04", "05")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> Path:
+    """Where the data sets are cached: ``$THESIS_DATA_DIR``, else ``~/.cache/thesis-companion``."""
+    env = os.environ.get("THESIS_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "thesis-companion"
+
+
+def default_checkpoint_dir() -> Path:
+    """Committed checkpoints of the ``full`` profile live in ``checkpoints/`` at the repository root."""
+    return REPO_ROOT / "checkpoints"
+
+
+def resolve_device(device: str) -> str:
+    """Map ``"auto"`` to ``"cuda"`` when a GPU is present and ``"cpu"`` otherwise."""
+    check_choice("device", device, DEVICES)
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but torch sees no CUDA device; use 'auto' or 'cpu'")
+    return device
+
+
+@dataclass(frozen=True)
+class ChapterConfig:
+    """The parameters every chapter accepts (papermill injects them), checked and resolved.
+
+    ``data_dir``, ``figures_dir`` and ``checkpoint_dir`` of ``None`` mean the defaults.
+    """
+
+    chapter: str
+    profile: str = "full"  # "quick" for CI, "full" for the thesis's hyperparameters
+    seed: int = 0  # every random choice of a chapter derives from it
+    device: str = "auto"  # "auto" picks CUDA when present
+    data_dir: Path = field(default_factory=default_data_dir)
+    retrain: bool = False  # True: train again even when a matching checkpoint exists
+    figures_dir: Path = REPO_ROOT / "book" / "_build" / "figures"
+    checkpoint_dir: Path = field(default_factory=default_checkpoint_dir)
+
+    def __post_init__(self) -> None:
+        check_choice("chapter", self.chapter, CHAPTERS)
+        check_choice("profile", self.profile, PROFILES)
+        check_nonnegative_int("seed", self.seed)
+        check_choice("device", self.device, DEVICES)
+        if not isinstance(self.retrain, bool):
+            raise ValueError(f"retrain must be True or False; got {self.retrain!r}")
+
+    @classmethod
+    def from_parameters(
+        cls,
+        chapter: str,
+        profile: str = "full",
+        seed: int = 0,
+        device: str = "auto",
+        data_dir: str | os.PathLike | None = None,
+        retrain: bool = False,
+        figures_dir: str | os.PathLike | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+    ) -> ChapterConfig:
+        """Build the configuration from a notebook's parameter cell (``None`` means the default)."""
+        kwargs: dict[str, Any] = dict(chapter=chapter, profile=profile, seed=seed, device=device, retrain=retrain)
+        if data_dir is not None:
+            kwargs["data_dir"] = Path(data_dir).expanduser()
+        if figures_dir is not None:
+            kwargs["figures_dir"] = Path(figures_dir).expanduser()
+        if checkpoint_dir is not None:
+            kwargs["checkpoint_dir"] = Path(checkpoint_dir).expanduser()
+        return cls(**kwargs)
+
+    @property
+    def quick(self) -> bool:
+        return self.profile == "quick"
+
+    @property
+    def torch_device(self) -> str:
+        """The device actually used: ``"cpu"`` or ``"cuda"``."""
+        return resolve_device(self.device)
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        """Return the value for the current profile: ``cfg.pick(quick=2, full=1000)``."""
+        return quick if self.quick else full
+
+    def figure(self, fig: Any, name: str) -> Any:
+        """Save ``fig`` as PNG and PDF under ``figures_dir`` with the stable ``name``; return ``fig``."""
+        from thesis_lib.plotting import save_figure
+
+        save_figure(fig, name, self.figures_dir)
+        return fig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run (Algorithm 2 generalised).
+
+    The defaults are the thesis's autoencoder: Adam with learning rate 3e-4, MSE, batch 512
+    (Algorithm 2; its pseudo-code runs 1000 epochs, its text says 10,000).
+    """
+
+    epochs: int = 1000  # passes over the training set
+    batch_size: int = 512  # examples per optimiser step; the last batch of an epoch may be smaller
+    lr: float = 3e-4  # the optimiser's step size
+    optimizer: str = "adam"  # a name known to thesis_lib.optimizers.make_optimizer
+    loss: str = "mse"  # "mse", "bce" (reconstruction) or "elbo" (VAE)
+    beta: float = 1.0  # weight of the KL term when loss == "elbo"
+    seed: int = 0  # seeds the initial weights, the batch order and any sampling noise
+    train_limit: int = 0  # use only the first n training images; 0 means all
+
+    def __post_init__(self) -> None:
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_float("lr", self.lr)
+        from thesis_lib.optimizers import OPTIMIZERS
+
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("loss", self.loss, LOSSES)
+        check_nonnegative_float("beta", self.beta)
+        check_nonnegative_int("seed", self.seed)
+        check_nonnegative_int("train_limit", self.train_limit)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+LOSSES = ("mse", "bce", "elbo")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to build and with which arguments: ``ModelSpec("fc_autoencoder", {"widths": [...]})``.
+
+    Known kinds are listed in :data:`thesis_lib.models.MODEL_KINDS`.
+    """
+
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from thesis_lib.models import MODEL_KINDS
+
+        check_choice("kind", self.kind, MODEL_KINDS)
+        # Store a plain, JSON-like copy so that it round-trips through a checkpoint unchanged.
+        object.__setattr__(self, "params", _plain(dict(self.params)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelSpec:
+        return cls(kind=d["kind"], params=d.get("params", {}))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples become lists, recursively, so that configurations compare equal after a round trip."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value

@@ -96,7 +96,7 @@ def test_evaluate_is_the_mean_objective_and_restores_mode():
     x = _data(n=130)
     model = _model()
     model.train()
-    expected = float(mse(model, x, None).mean())
+    expected = float(mse(model, x, None).detach().mean())
     assert evaluate(model, mse, x, batch_size=7) == pytest.approx(expected, rel=1e-5)
     assert model.training
 

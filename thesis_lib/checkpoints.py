@@ -112,7 +112,7 @@ def _provenance(device: str, wall: float, history: History) -> dict[str, Any]:
         "device": device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or platform.machine()),
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "wall_seconds": wall,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "final": {k: v[-1] for k, v in history.metrics.items() if v},

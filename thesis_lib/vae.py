@@ -1,0 +1,284 @@
+r"""The variational autoencoder: Gaussian encoder, Bernoulli or Gaussian decoder, ELBO.
+
+The thesis opens Chapter 3 (Section 3.1: KL divergence, entropy, cross-entropy) but never
+reaches the model itself; this module supplies it after Kingma & Welling (2014),
+"Auto-Encoding Variational Bayes", and Burda et al. (2015) for the importance-sampled
+likelihood. Method names follow pytorch/examples ``vae/main.py``: ``encode``,
+``reparameterize``, ``decode``, ``forward -> (x_hat, mu, logvar)``.
+
+Model: prior $p(z) = \mathcal N(0, I)$, encoder $q_\phi(z|x) = \mathcal N(\mu_\phi(x),
+\operatorname{diag}\exp(\operatorname{logvar}_\phi(x)))$, decoder $p_\theta(x|z)$ a product
+of Bernoullis (logits from the network) or of Gaussians $\mathcal N(m_\theta(z), \sigma^2)$.
+
+All losses are per example, shape ``(B,)``, in nats, summed over pixels and latent units.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from thesis_lib.activations import get_activation
+from thesis_lib.losses import gaussian_kl
+from thesis_lib.validation import (
+    check_choice,
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+    check_widths,
+)
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _activation(name: str) -> nn.Module:
+    """A fresh activation module (Example 1.1.2); a ``ValueError`` that names ``activation`` otherwise."""
+    if not isinstance(name, str):
+        raise ValueError(f"activation must be the name of an activation function (str); got {name!r}")
+    try:
+        return get_activation(name)
+    except ValueError as err:
+        raise ValueError(f"activation {name!r} is not accepted: {err}") from None
+
+
+def _mlp(widths: Sequence[int], activation: str, last_activation: bool) -> nn.Sequential:
+    """Linear layers ``widths[0] -> ... -> widths[-1]``, each followed by the activation
+    (Eq. (1.2)), except the last one when ``last_activation`` is false."""
+    layers: list[nn.Module] = []
+    for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(d_in, d_out))
+        if last_activation or i < len(widths) - 2:
+            layers.append(_activation(activation))
+    return nn.Sequential(*layers)
+
+
+class VAE(nn.Module):
+    r"""Variational autoencoder with a fully connected Gaussian encoder and decoder.
+
+    Thesis: Section 3.1 (the chapter the thesis left unfinished); Kingma & Welling (2014), Appendix C.
+
+    Encoder: a shared trunk ``input_dim -> hidden[0] -> ... -> hidden[-1]`` (each layer
+    $\widehat\varphi(Wx + b)$, Eq. (1.2)) and two linear heads giving $\mu$ and
+    $\log\sigma^2$ of $q(z|x)$, each of size ``latent_dim``. Decoder: the mirror image
+    ``latent_dim -> hidden[-1] -> ... -> hidden[0] -> input_dim`` with a linear output layer,
+    read as Bernoulli logits (``likelihood="bernoulli"``; :meth:`decode` applies the sigmoid)
+    or as the Gaussian mean (``likelihood="gaussian"``, fixed standard deviation ``sigma``;
+    ``sigma`` is ignored for Bernoulli).
+
+    Inputs may be ``(B, input_dim)`` or any ``(B, ...)`` with ``input_dim`` entries per example,
+    e.g. ``(B, 1, 28, 28)``; outputs of :meth:`decode` and :meth:`forward` are flat,
+    ``(B, input_dim)``, as in pytorch/examples.
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 784,
+        hidden: Sequence[int] = (400,),
+        latent_dim: int = 20,
+        activation: str = "relu",
+        likelihood: str = "bernoulli",
+        sigma: float = 1.0,
+    ) -> None:
+        check_positive_int("input_dim", input_dim)
+        hidden = check_widths("hidden", hidden, min_len=1)
+        check_positive_int("latent_dim", latent_dim)
+        _activation(activation)  # raises ValueError for an unknown name, before any layer is built
+        check_choice("likelihood", likelihood, LIKELIHOODS)
+        sigma = check_positive_float("sigma", sigma)
+        super().__init__()
+        self.input_dim = input_dim  # pixels per example (784 for MNIST)
+        self.hidden = hidden  # trunk widths; the decoder uses them reversed
+        self.latent_dim = latent_dim  # size of z
+        self.activation = activation  # name passed to thesis_lib.activations.get_activation
+        self.likelihood = likelihood  # "bernoulli": decoder gives logits; "gaussian": the mean
+        self.sigma = sigma  # std of p(x|z) when likelihood == "gaussian"
+        self.trunk = _mlp((input_dim, *hidden), activation, last_activation=True)
+        self.fc_mu = nn.Linear(hidden[-1], latent_dim)
+        self.fc_logvar = nn.Linear(hidden[-1], latent_dim)
+        self.decoder = _mlp((latent_dim, *reversed(hidden), input_dim), activation, last_activation=False)
+
+    # ------------------------------------------------------------------ shapes
+    def _flatten(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.dim() < 2 or math.prod(x.shape[1:]) != self.input_dim:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(
+                f"x must have shape (B, {self.input_dim}) or (B, ...) with {self.input_dim} entries per example; got {shape}"
+            )
+        return x.reshape(x.shape[0], self.input_dim)
+
+    def _check_z(self, z: Tensor) -> None:
+        if not isinstance(z, Tensor) or z.dim() < 1 or z.shape[-1] != self.latent_dim:
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(f"z must have shape (..., {self.latent_dim}); got {shape}")
+
+    # ------------------------------------------------------------------ the model
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Parameters of $q(z|x)$: ``(mu, logvar)``, each ``(B, latent_dim)``, logvar $= \log\sigma^2$."""
+        h = self.trunk(self._flatten(x))  # (B, hidden[-1])
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def reparameterize(self, mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        r"""$z = \mu + \exp(\tfrac12\log\sigma^2) \odot \varepsilon$, $\varepsilon \sim \mathcal N(0, I)$.
+
+        Thesis: Section 3.1 (unfinished); Kingma & Welling (2014), Section 2.4.
+
+        A sample of $q(z|x)$ that is differentiable in ``mu`` and ``logvar``. Any shape works as
+        long as the two agree, e.g. ``(K, B, latent_dim)`` for ``K`` samples per example.
+        Always samples (also in eval mode); use ``mu`` for a deterministic code.
+        """
+        if not isinstance(mu, Tensor) or not isinstance(logvar, Tensor) or mu.shape != logvar.shape:
+            raise ValueError(
+                f"logvar must be a tensor of the same shape as mu; got {getattr(mu, 'shape', mu)} and "
+                f"{getattr(logvar, 'shape', logvar)}"
+            )
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def decode_logits(self, z: Tensor) -> Tensor:
+        r"""Bernoulli logits of $p(x|z)$, shape ``(..., input_dim)`` (``likelihood="bernoulli"`` only)."""
+        if self.likelihood != "bernoulli":
+            raise ValueError(f"decode_logits needs likelihood='bernoulli'; this model has likelihood={self.likelihood!r}")
+        self._check_z(z)
+        return self.decoder(z)
+
+    def decode(self, z: Tensor) -> Tensor:
+        r"""Mean of $p(x|z)$: sigmoid probabilities (Bernoulli) or the Gaussian mean, ``(..., input_dim)``."""
+        self._check_z(z)
+        out = self.decoder(z)
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        r"""``(x_hat, mu, logvar)``: the decoded mean for one sample $z \sim q(z|x)$, and $q$'s parameters."""
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar)
+        return self.decode(z), mu, logvar
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        r"""``n`` new images: the means of $p(x|z)$ for $z \sim \mathcal N(0, I)$, shape ``(n, input_dim)``.
+
+        Runs without gradient tracking (it is for generation).
+        """
+        check_positive_int("n", n)
+        p = next(self.parameters())
+        z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
+        return self.decode(z)
+
+    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
+        r"""$\log p(x|z)$ summed over pixels, in nats.
+
+        ``x`` is ``(B, ...)`` (flattened to ``(B, input_dim)``), ``z`` is ``(B, latent_dim)`` or
+        ``(K, B, latent_dim)``; the result is ``(B,)`` or ``(K, B)``.
+
+        Bernoulli: $\sum_i x_i l_i - \operatorname{softplus}(l_i)$ with the logits $l$, which is
+        stable for large $|l|$. For grey levels $x_i \in (0, 1)$ (MNIST) this is the same
+        formula, but it is not a normalised density in $x$ (see the continuous Bernoulli of
+        Loaiza-Ganem & Cunningham, 2019); binarise the data for a true log-likelihood.
+        Gaussian: $-\sum_i \big(\frac{(x_i - m_i)^2}{2\sigma^2} + \log\sigma + \frac12\log 2\pi\big)$.
+        """
+        x = self._flatten(x)  # (B, D)
+        self._check_z(z)
+        if z.shape[-2:-1] != x.shape[:1]:
+            raise ValueError(f"z must have the batch size of x ({x.shape[0]}) in dim -2; got shape {tuple(z.shape)}")
+        out = self.decoder(z)  # (..., B, D)
+        if self.likelihood == "bernoulli":
+            return (x * out - nn.functional.softplus(out)).sum(dim=-1)
+        return -(0.5 * ((x - out) / self.sigma).pow(2) + math.log(self.sigma) + 0.5 * _LOG_2PI).sum(dim=-1)
+
+
+# ---------------------------------------------------------------------- objectives
+def _check_model(model: object) -> None:
+    for attr in ("encode", "reparameterize", "log_likelihood"):
+        if not callable(getattr(model, attr, None)):
+            raise ValueError(
+                f"model must be a VAE with encode, reparameterize and log_likelihood methods; "
+                f"got {type(model).__name__} without {attr!r}"
+            )
+
+
+def elbo_terms(model: VAE, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    r"""The two terms of the negative ELBO, per example (``(B,)`` each, nats).
+
+    Thesis: Definition 3.1.1, Eq. (3.1) (the KL term); Kingma & Welling (2014), Eq. (10).
+
+    ``"reconstruction"``: $-\log p(x|z)$ for one $z \sim q(z|x)$ (a one-sample estimate of
+    $-\mathbb E_q[\log p(x|z)]$); ``"kl"``: $D_{KL}(q(z|x) \,\|\, p(z))$ in closed form
+    (Kingma & Welling 2014, Appendix B).
+    """
+    _check_model(model)
+    mu, logvar = model.encode(x)  # (B, L) each
+    z = model.reparameterize(mu, logvar, generator=generator)  # (B, L)
+    return {"reconstruction": -model.log_likelihood(x, z), "kl": gaussian_kl(mu, logvar)}
+
+
+def negative_elbo(model: VAE, x: Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    r"""$-\mathrm{ELBO} = -\log p(x|z) + \beta\, D_{KL}(q(z|x)\,\|\,p(z))$, $z \sim q(z|x)$, per example.
+
+    Thesis: Definition 3.1.1, Eq. (3.1) (the KL term); Kingma & Welling (2014), Eq. (10).
+
+    One-sample reparameterised estimate; shape ``(B,)``, in nats (summed over pixels and
+    latent units, not averaged). ``beta = 1`` is the ELBO, an upper bound on $-\log p(x)$ in
+    expectation; ``beta != 1`` is the $\beta$-VAE objective of Higgins et al. (2017).
+    """
+    beta = check_nonnegative_float("beta", beta)
+    terms = elbo_terms(model, x, generator=generator)
+    # Kingma & Welling (2014), Eq. (10), with the KL weighted by beta
+    return terms["reconstruction"] + beta * terms["kl"]
+
+
+def elbo_objective(beta: float = 1.0, generator: torch.Generator | None = None) -> Callable[..., Tensor]:
+    r"""Objective ``(model, x, y=None) -> (B,)`` for the training loop: :func:`negative_elbo`.
+
+    Thesis: Definition 3.1.1, Eq. (3.1) (the KL term); Kingma & Welling (2014), Eq. (10).
+
+    ``y`` is ignored. The training loop's mean over the batch is the minibatch estimate of the
+    negative ELBO averaged over the data (Definition 1.2.4, Eq. (1.4)).
+    """
+    beta = check_nonnegative_float("beta", beta)
+
+    def objective(model: nn.Module, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return negative_elbo(model, x, beta=beta, generator=generator)
+
+    return objective
+
+
+@torch.no_grad()
+def importance_sampled_nll(
+    model: VAE,
+    x: Tensor,
+    k: int = 5000,
+    chunk: int = 500,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Importance-sampled $-\log p(x) \approx -\log\frac1k\sum_{i=1}^k \frac{p(x|z_i)\,p(z_i)}{q(z_i|x)}$, $z_i \sim q(z|x)$.
+
+    Thesis: Section 3.1 (unfinished); Burda et al. (2015), Section 3.
+
+    Computed as $-\operatorname{logsumexp}_i[\log p(x|z_i) + \log p(z_i) - \log q(z_i|x)] + \log k$,
+    drawing the ``k`` samples in chunks of ``chunk`` to bound memory (about
+    ``chunk * B * input_dim`` decoder outputs at a time). Shape ``(B,)``, nats. For ``k = 1`` its
+    expectation is the negative ELBO; it decreases in expectation towards $-\log p(x)$ as ``k``
+    grows (a consistent, slightly upward-biased estimate). Runs without gradient tracking.
+    """
+    _check_model(model)
+    check_positive_int("k", k)
+    check_positive_int("chunk", chunk)
+    mu, logvar = model.encode(x)  # (B, L) each
+    std = torch.exp(0.5 * logvar)
+    chunk_lse: list[Tensor] = []
+    done = 0
+    while done < k:
+        c = min(chunk, k - done)
+        eps = torch.randn((c, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)  # (c, B, L)
+        z = mu + std * eps
+        log_pxz = model.log_likelihood(x, z)  # (c, B)
+        log_pz = -0.5 * (z.pow(2) + _LOG_2PI).sum(dim=-1)  # (c, B)
+        log_qz = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(dim=-1)  # (c, B)
+        chunk_lse.append(torch.logsumexp(log_pxz + log_pz - log_qz, dim=0))  # (B,)
+        done += c
+    # Burda et al. (2015), Section 3: -log((1/k) sum_i w_i)
+    return -(torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(k))

@@ -1,0 +1,171 @@
+"""Provenance: the environment a chapter ran in, shown as the last cell of every chapter.
+
+``environment_table(cfg)`` is what ends every chapter of the book::
+
+    from thesis_lib.provenance import environment_table
+    environment_table(cfg)
+
+It returns an :class:`IPython.display.Markdown` table (Python, torch, device, CPU model, thread
+count, profile, seed, git commit, ``thesis_lib`` version and date of execution), so the notebook
+displays it as a table and the book renders it as one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+_CONFIG_FIELDS = ("profile", "seed", "device")
+
+# Labels of the table, in the order they are shown; keys are those of environment_info().
+_LABELS = {
+    "python": "Python",
+    "torch": "torch",
+    "device": "device",
+    "cpu": "CPU",
+    "threads": "torch threads",
+    "profile": "profile",
+    "seed": "seed",
+    "git_commit": "git commit",
+    "thesis_lib": "thesis_lib",
+    "date": "date",
+}
+
+# Changes under these paths are the build's own output, not its input: they do not make a tree "dirty"
+# (re-executing chapter 1 rewrites book/chapters/01_*.ipynb before chapter 2 asks for the commit).
+_OUTPUT_PATHS = ("book/chapters", "book/_build")
+
+
+def _repo_root() -> Path:
+    """The folder that holds the ``thesis_lib`` package (the checkout, when it is one)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    """Run ``git ARGS`` in ``cwd``; return its stripped stdout, or ``None`` if git fails or is missing."""
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_commit(short: bool = True, cwd: str | os.PathLike | None = None) -> str:
+    """Return the commit checked out in ``cwd`` (default: this library's checkout).
+
+    The hash is abbreviated (``git rev-parse --short``) when ``short`` and gets the suffix
+    ``+dirty`` when tracked files have uncommitted changes; untracked files and changes under the
+    build's own outputs (``book/chapters/``, ``book/_build/``) do not count. Returns ``"unknown"``
+    outside a git checkout, in a repository without commits, or when git is not installed.
+    """
+    if not isinstance(short, bool):
+        raise ValueError(f"short must be True or False; got {short!r}")
+    if cwd is None:
+        where = _repo_root()
+    else:
+        if not isinstance(cwd, (str, os.PathLike)):
+            raise ValueError(f"cwd must be a path or None; got {cwd!r}")
+        where = Path(cwd)
+        if not where.is_dir():
+            raise ValueError(f"cwd must be an existing directory; got {str(where)!r}")
+    commit = _git(["rev-parse", "--short", "HEAD"] if short else ["rev-parse", "HEAD"], where)
+    if not commit:
+        return "unknown"
+    excludes = [f":(exclude,top){p}" for p in _OUTPUT_PATHS]
+    status = _git(["status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excludes], where)
+    return commit + ("+dirty" if status else "")
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo``, else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Hardware", "cpu model") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _check_cfg(cfg: Any) -> None:
+    """``cfg`` is ``None`` or has the attributes of a ChapterConfig this module reads."""
+    if cfg is None:
+        return
+    missing = [name for name in _CONFIG_FIELDS if not hasattr(cfg, name)]
+    if missing:
+        raise ValueError(
+            f"cfg must be None or a ChapterConfig (with attributes {', '.join(_CONFIG_FIELDS)}); "
+            f"got {cfg!r}, which lacks {', '.join(missing)}"
+        )
+
+
+def _device_used(cfg: Any, torch: Any) -> str:
+    """The device the chapter used, resolved from ``cfg`` (``"auto"`` becomes cpu or cuda)."""
+    if cfg is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif hasattr(cfg, "torch_device"):
+        device = str(cfg.torch_device)
+    else:
+        device = str(cfg.device)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        device = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
+
+
+def environment_info(cfg: Any = None) -> dict[str, str]:
+    """Describe the environment a chapter ran in, as strings keyed by ``python``, ``torch``,
+    ``device``, ``cpu``, ``threads``, ``profile``, ``seed``, ``git_commit``, ``thesis_lib``, ``date``.
+
+    ``cfg`` is the chapter's ChapterConfig, or ``None`` (profile and seed are then ``"n/a"`` and the
+    device is the one ``"auto"`` would pick). The date is the day of execution in UTC (ISO 8601).
+    """
+    _check_cfg(cfg)
+    import torch
+
+    import thesis_lib
+
+    return {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "device": _device_used(cfg, torch),
+        "cpu": _cpu_model(),
+        "threads": str(torch.get_num_threads()),
+        "profile": "n/a" if cfg is None else str(cfg.profile),
+        "seed": "n/a" if cfg is None else str(cfg.seed),
+        "git_commit": git_commit(short=True),
+        "thesis_lib": str(getattr(thesis_lib, "__version__", "unknown")),
+        "date": _dt.datetime.now(_dt.timezone.utc).date().isoformat(),
+    }
+
+
+def markdown_table(info: dict[str, str]) -> str:
+    """Render ``environment_info()``'s dict as a two-column Markdown table (``|`` escaped)."""
+    if not isinstance(info, dict):
+        raise ValueError(f"info must be a dict of strings; got {info!r}")
+    lines = ["| environment | |", "|---|---|"]
+    for key, value in info.items():
+        label = _LABELS.get(key, key)
+        text = str(value).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {label} | `{text}` |")
+    return "\n".join(lines)
+
+
+def environment_table(cfg: Any = None) -> Any:
+    """Return the environment as an :class:`IPython.display.Markdown` table: the last cell of a chapter.
+
+    Displayed by the notebook and rendered by the book as a table; its ``.data`` is the Markdown text.
+    """
+    _check_cfg(cfg)
+    from IPython.display import Markdown
+
+    return Markdown(markdown_table(environment_info(cfg)))

@@ -1,0 +1,266 @@
+r"""Training speed: ``thesis_lib``'s one training loop against the loop a user would otherwise write.
+
+For each model (the thesis's autoencoder, the standard VAE, the convolutional autoencoder) it times,
+in this one process and on the same MNIST files:
+
+- ``reference``: ``torchvision.datasets.MNIST`` with ``ToTensor``, a shuffling ``DataLoader`` and the
+  usual loop with ``torch.optim.Adam`` (the pytorch/examples VAE style);
+- ``bare``: the whole training set as one tensor, a random permutation cut into batches, forward,
+  backward and step with nothing else (the floor a training loop can reach);
+- ``thesis_lib``: :func:`thesis_lib.training.fit` with the library's Adam (Algorithm 1);
+
+and prints seconds per epoch and images per second (median of several epochs after a warm-up), the
+ratios, the peak resident memory of each variant, and the share of the machine's matrix-multiply bound:
+it counts each model's floating-point operations per epoch (every linear and convolution layer, forward
+and backward: three GEMMs per layer) and times fp32 ``torch.mm`` at exactly those GEMM shapes.
+
+Run ``make benchmark`` (or ``.venv/bin/python benchmarks/train_speed.py --help``). The table is written to
+``benchmarks/RESULTS.md``, which the book's benchmark appendix includes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from thesis_lib import data
+from thesis_lib.config import ModelSpec, default_data_dir
+from thesis_lib.models import build_model
+from thesis_lib.optimizers import make_optimizer
+from thesis_lib.training import epoch_permutation, fit, make_objective
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    spec: ModelSpec
+    batch_size: int
+    lr: float
+    loss: str  # "mse" or "elbo"
+    flat: bool  # the model takes (B, 784)
+
+
+CASES = (
+    Case("thesis AE 784-128-64-12-3", ModelSpec("fc_autoencoder", {"widths": [784, 128, 64, 12, 3]}), 512, 3e-4, "mse", True),
+    Case("VAE 784-400-20", ModelSpec("vae", {"input_dim": 784, "hidden": [400], "latent_dim": 20}), 128, 1e-3, "elbo", True),
+    Case("conv AE (16, 32), latent 3", ModelSpec("conv_autoencoder", {"latent_dim": 3}), 128, 1e-3, "mse", False),
+)
+
+
+# ---------------------------------------------------------------------------------------------- memory
+def reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM) of this process."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ----------------------------------------------------------------------------------- the three loops
+def reference_epochs(case: Case, model: nn.Module, root: Path, epochs: int) -> list[float]:
+    """What a user writes: torchvision's MNIST, ToTensor, DataLoader, torch.optim.Adam."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    ds = datasets.MNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
+    loader = DataLoader(ds, batch_size=case.batch_size, shuffle=True)
+    opt = torch.optim.Adam(model.parameters(), lr=case.lr)
+    times = []
+    model.train()
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        for x, _ in loader:
+            if case.flat:
+                x = x.view(-1, 784)
+            opt.zero_grad()
+            if case.loss == "elbo":  # pytorch/examples vae/main.py's loss_function
+                recon, mu, logvar = model(x)
+                bce = F.binary_cross_entropy(recon, x, reduction="sum")
+                kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+                loss = bce + kld
+            else:
+                loss = F.mse_loss(model(x), x)
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def bare_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:
+    """Forward, backward and step over in-memory batches, nothing else (the same objective and optimiser)."""
+    objective = make_objective(case.loss)
+    opt = make_optimizer("adam", model.parameters(), lr=case.lr)
+    times = []
+    model.train()
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        for idx in epoch_permutation(len(x), 0, epoch).split(case.batch_size):
+            loss = objective(model, x[idx], None).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def library_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:
+    opt = make_optimizer("adam", model.parameters(), lr=case.lr)
+    history = fit(model, make_objective(case.loss), opt, x, epochs=epochs, batch_size=case.batch_size, progress=False)
+    return history["seconds"]
+
+
+# ------------------------------------------------------------------------------------ the FLOP bound
+def gemm_shapes(model: nn.Module, example: torch.Tensor) -> list[tuple[int, int, int]]:
+    """(m, k, n) of every forward GEMM of one batch: linear layers and convolutions (as im2col GEMMs)."""
+    shapes: list[tuple[int, int, int]] = []
+
+    def hook(module, inputs, output):
+        inp = inputs[0]
+        if isinstance(module, nn.Conv2d):
+            b, cout, ho, wo = output.shape
+            cin, k = module.in_channels, module.kernel_size[0] * module.kernel_size[1]
+            shapes.append((b * ho * wo, cin * k, cout))
+        elif isinstance(module, nn.ConvTranspose2d):
+            b, cin, hi, wi = inp.shape  # its forward is a convolution's input gradient
+            k = module.kernel_size[0] * module.kernel_size[1]
+            shapes.append((b * hi * wi, cin, module.out_channels * k))
+        elif getattr(module, "weight", None) is not None and module.weight.dim() == 2 and inp.dim() == 2:
+            shapes.append((inp.shape[0], module.weight.shape[1], module.weight.shape[0]))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    with torch.no_grad():
+        model(example)
+    for h in handles:
+        h.remove()
+    return shapes
+
+
+def matmul_bound(shapes: list[tuple[int, int, int]], reps: int = 20) -> tuple[float, float]:
+    """(FLOPs, seconds) of one batch's forward and backward GEMMs, timed with fp32 torch.mm.
+
+    Each forward GEMM (m,k)@(k,n) has two backward GEMMs of the same size (input and weight gradients).
+    """
+    flops, seconds = 0.0, 0.0
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        g = torch.randn(m, n)
+        ops = [(a, b), (g, b.t()), (a.t(), g)]
+        for x, y in ops:
+            torch.mm(x, y)  # warm-up
+        best = math.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                for x, y in ops:
+                    torch.mm(x, y)
+            best = min(best, (time.perf_counter() - t0) / reps)
+        flops += 3 * 2.0 * m * k * n
+        seconds += best
+    return flops, seconds
+
+
+# ------------------------------------------------------------------------------------------- driver
+def run_case(case: Case, x_flat: torch.Tensor, root: Path, epochs: int, threads: list[int]) -> list[dict]:
+    rows = []
+    x = x_flat if case.flat else x_flat.view(-1, 1, 28, 28)
+    n = len(x)
+    torch.manual_seed(0)
+    probe = build_model(case.spec)
+    shapes = gemm_shapes(probe, x[: case.batch_size])
+    flops_batch, bound_batch = matmul_bound(shapes)
+    batches = n / case.batch_size
+    flops_epoch, bound_epoch = flops_batch * batches, bound_batch * batches
+    variants = [("reference", t) for t in threads[:1]] + [("bare", t) for t in threads] + [("thesis_lib", t) for t in threads]
+    for variant, t in variants:
+        torch.set_num_threads(t)
+        torch.manual_seed(0)
+        model = build_model(case.spec)
+        reset_peak_rss()
+        runner = {"reference": lambda: reference_epochs(case, model, root, epochs + 1),
+                  "bare": lambda: bare_epochs(case, model, x, epochs + 1),
+                  "thesis_lib": lambda: library_epochs(case, model, x, epochs + 1)}[variant]
+        times = runner()[1:]  # drop the warm-up epoch
+        sec = statistics.median(times)
+        rows.append({"model": case.name, "variant": variant, "threads": t, "sec": sec, "img_s": n / sec,
+                     "peak_mib": peak_rss_mib(), "flops_epoch": flops_epoch, "bound_epoch": bound_epoch,
+                     "bound_gflops": flops_epoch / bound_epoch / 1e9, "gflops": flops_epoch / sec / 1e9})
+        print(f"  {case.name:30s} {variant:10s} threads={t}  {sec:7.3f} s/epoch", file=sys.stderr, flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| model | loop | threads | s / epoch | images / s | vs reference | loop overhead vs bare | peak RSS (MiB) | GFLOP/s | matmul bound GFLOP/s | share of bound |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        ref = next(q for q in rows if q["model"] == r["model"] and q["variant"] == "reference")
+        bare = next((q for q in rows if q["model"] == r["model"] and q["variant"] == "bare" and q["threads"] == r["threads"]), None)
+        overhead = f"{100 * (r['sec'] / bare['sec'] - 1):+.1f}%" if r["variant"] == "thesis_lib" and bare else ""
+        lines.append(
+            f"| {r['model']} | {r['variant']} | {r['threads']} | {r['sec']:.3f} | {r['img_s']:,.0f} | "
+            f"{ref['sec'] / r['sec']:.2f}x | {overhead} | {r['peak_mib']:.0f} | {r['gflops']:.1f} | "
+            f"{r['bound_gflops']:.1f} | {100 * r['bound_epoch'] / r['sec']:.0f}% |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per variant, after one warm-up epoch (default 3)")
+    parser.add_argument("--threads", type=int, nargs="+", default=None, help="thread counts to try (default: 1 and all cores)")
+    parser.add_argument("--models", nargs="+", default=None, help="substrings of model names to run (default: all)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="where to write the Markdown table ('-': nowhere)")
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be a positive integer; got {args.epochs}")
+    root = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    cores = os.cpu_count() or 1
+    threads = args.threads or sorted({1, cores})
+    if any(t < 1 for t in threads):
+        parser.error(f"--threads must be positive integers; got {threads}")
+    x, _ = data.load("mnist", "train", root)  # raises a clear error when the data is missing
+    cases = [c for c in CASES if not args.models or any(m.lower() in c.name.lower() for m in args.models)]
+    rows = []
+    for case in cases:
+        rows.extend(run_case(case, x, root, args.epochs, threads))
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor())
+    header = (
+        f"Measured {time.strftime('%Y-%m-%d')} on {cpu}, {cores} logical CPUs, torch {torch.__version__}, "
+        f"Python {platform.python_version()}; median of {args.epochs} epochs of 60,000 images after one warm-up epoch. "
+        "`vs reference` is the speed-up over the DataLoader loop; `share of bound` is the time fp32 `torch.mm` "
+        "needs for the model's GEMMs divided by the measured epoch time."
+    )
+    text = header + "\n\n" + table(rows) + "\n"
+    print(text)
+    if args.output != "-":
+        out = Path(args.output)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -146,7 +146,7 @@ def train_or_load(
     from thesis_lib.optimizers import make_optimizer
     from thesis_lib.training import fit, make_objective, seed_everything
 
-    objective = make_objective(config.loss, config.beta)
+    objective = make_objective(config.loss, config.beta, config.binarize)
     ckpt = None
     if path is not None and Path(path).is_file() and not retrain:
         ckpt = load_checkpoint(path, map_location=device)
@@ -170,6 +170,11 @@ def train_or_load(
         optimizer.load_state_dict(ckpt["optimizer"])
         history.truncate(start)
         torch.set_rng_state(ckpt["rng_state"])
+    if config.exclude_class >= 0:
+        if y_train is None:
+            raise ValueError("exclude_class needs the training labels: pass y_train")
+        keep = y_train != config.exclude_class
+        x_train, y_train = x_train[keep], y_train[keep]
     if config.train_limit:
         x_train = x_train[: config.train_limit]
         y_train = None if y_train is None else y_train[: config.train_limit]

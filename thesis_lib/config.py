@@ -26,7 +26,7 @@ PROFILES = ("quick", "full")
 """``quick``: a few epochs on a subset, for CI on a CPU; ``full``: the thesis's own hyperparameters."""
 
 DEVICES = ("auto", "cpu", "cuda")
-CHAPTERS = ("01", "02", "03", "04", "05")
+CHAPTERS = ("01", "02", "03", "04", "05", "06")  # 06: the errata, executed like a chapter
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -136,6 +136,8 @@ class TrainConfig:
     beta: float = 1.0  # weight of the KL term when loss == "elbo"
     seed: int = 0  # seeds the initial weights, the batch order and any sampling noise
     train_limit: int = 0  # use only the first n training images; 0 means all
+    binarize: bool = False  # dynamic binarisation: each batch is resampled as Bernoulli(pixel) draws
+    exclude_class: int = -1  # leave this label out of the training set (anomaly detection); -1 keeps all
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
@@ -148,6 +150,10 @@ class TrainConfig:
         check_nonnegative_float("beta", self.beta)
         check_nonnegative_int("seed", self.seed)
         check_nonnegative_int("train_limit", self.train_limit)
+        if not isinstance(self.binarize, bool):
+            raise ValueError(f"binarize must be True or False; got {self.binarize!r}")
+        if isinstance(self.exclude_class, bool) or not isinstance(self.exclude_class, int) or self.exclude_class < -1:
+            raise ValueError(f"exclude_class must be a label (0, 1, ...) or -1 for none; got {self.exclude_class!r}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

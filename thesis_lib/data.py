@@ -253,6 +253,37 @@ def load(
     return x.to(device), y.to(device)
 
 
+def compose_canvas(
+    x: torch.Tensor, y: torch.Tensor, n_digits: int = 2, seed: int = 0, count: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Place ``n_digits`` random MNIST digits side by side on one ``28 x 28*n_digits`` canvas.
+
+    The thesis's application (Section 2.3): compositions of MNIST images as new data. Returns flat
+    canvases ``(count, 784 * n_digits)`` (row-major, Lemma 1.3.7) and their labels read left to right
+    as one number (``(3, 7)`` is 37). ``count`` defaults to ``len(x)``; the digits are drawn with a
+    generator seeded by ``seed``.
+    """
+    from thesis_lib.validation import check_positive_int
+
+    check_positive_int("n_digits", n_digits)
+    count = len(x) if count is None else check_positive_int("count", count)
+    if x.dim() != 2 or x.shape[1] != 784:
+        raise ValueError(f"x must be flat MNIST images of shape (N, 784); got {tuple(x.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(len(x), (count, n_digits), generator=g).to(x.device)
+    digits = x[idx].reshape(count, n_digits, 28, 28)  # (count, n, 28, 28)
+    canvas = digits.permute(0, 2, 1, 3).reshape(count, 28 * 28 * n_digits)  # rows of the n digits side by side
+    powers = 10 ** torch.arange(n_digits - 1, -1, -1, device=y.device)
+    labels = (y[idx] * powers).sum(dim=1)
+    return canvas, labels
+
+
+def binarize(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """One fixed Bernoulli draw per pixel with the grey level as probability (a binarised test set)."""
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    return torch.bernoulli(x, generator=g)
+
+
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m thesis_lib.data", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -182,18 +182,30 @@ def fit(
     return history
 
 
-def make_objective(loss: str, beta: float = 1.0) -> Objective:
-    """The objective that a :class:`~thesis_lib.config.TrainConfig`'s ``loss`` names."""
+def make_objective(loss: str, beta: float = 1.0, binarize: bool = False) -> Objective:
+    """The objective that a :class:`~thesis_lib.config.TrainConfig`'s ``loss`` names.
+
+    With ``binarize`` every batch is replaced by Bernoulli draws with the pixel values as
+    probabilities (dynamic binarisation, as in Burda et al. 2015), drawn from torch's global generator.
+    """
     from thesis_lib.validation import check_choice
 
     check_choice("loss", loss, ("mse", "bce", "elbo"))
     if loss == "elbo":
         from thesis_lib.vae import elbo_objective
 
-        return elbo_objective(beta=beta)
-    from thesis_lib.losses import reconstruction_objective
+        base = elbo_objective(beta=beta)
+    else:
+        from thesis_lib.losses import reconstruction_objective
 
-    return reconstruction_objective(loss)
+        base = reconstruction_objective(loss)
+    if not binarize:
+        return base
+
+    def binarized(model: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
+        return base(model, torch.bernoulli(x), y)
+
+    return binarized
 
 
 def describe(model: nn.Module) -> dict[str, Any]:

@@ -1,0 +1,117 @@
+"""The experiment registry: every model of chapters 4 and 5 builds, trains in the quick profile, and caches."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from thesis_lib import data, experiments
+from thesis_lib.config import ChapterConfig, TrainConfig
+from thesis_lib.models import build_model
+
+
+@pytest.mark.parametrize("name", sorted(experiments.EXPERIMENTS))
+def test_every_experiment_builds_and_runs_a_batch(name):
+    exp = experiments.get(name)
+    model = build_model(exp.spec)
+    dim = 1568 if exp.data == "mnist_canvas" else 784
+    x = torch.rand(4, dim)
+    from thesis_lib.training import make_objective
+
+    cfg = exp.full
+    losses = make_objective(cfg.loss, cfg.beta, cfg.binarize)(model, x, None)
+    assert losses.shape == (4,) and torch.isfinite(losses).all()
+
+
+def test_profiles():
+    exp = experiments.get("ae_thesis")
+    assert exp.config("full") == TrainConfig(epochs=1000, batch_size=512, lr=3e-4, loss="mse")  # Algorithm 2
+    quick = exp.config("quick", seed=3)
+    assert quick.epochs == exp.quick_epochs and quick.train_limit == experiments.QUICK_TRAIN_LIMIT and quick.seed == 3
+
+
+def test_unknown_experiment():
+    with pytest.raises(ValueError, match="experiment must be one of"):
+        experiments.get("gan")
+
+
+def test_quick_run_saves_nothing_and_full_run_saves(tmp_path):
+    if data.verify(ChapterConfig.from_parameters(chapter="04").data_dir):
+        pytest.skip("MNIST not fetched")
+    quick = ChapterConfig.from_parameters(chapter="04", profile="quick", checkpoint_dir=tmp_path)
+    res = experiments.run("linear_ae_2", quick)
+    assert res.trained and not any(tmp_path.iterdir())
+    assert experiments.checkpoint_path(experiments.get("linear_ae_2"), quick) is None
+
+
+def test_cached_metric_recomputes_only_for_a_new_checkpoint(tmp_path):
+    cfg = ChapterConfig.from_parameters(chapter="04", checkpoint_dir=tmp_path)
+    calls = []
+    ckpt = tmp_path / "ae_thesis.pt"
+    ckpt.write_bytes(b"weights v1")
+    f = lambda: calls.append(1) or 42.5  # noqa: E731
+    assert experiments.cached_metric(cfg, "ae_thesis", "nll", f) == 42.5
+    assert experiments.cached_metric(cfg, "ae_thesis", "nll", f) == 42.5
+    assert len(calls) == 1
+    stored = json.loads((tmp_path / "ae_thesis.metrics.json").read_text())
+    assert stored["values"] == {"nll": 42.5}
+    ckpt.write_bytes(b"weights v2")  # retrained
+    experiments.cached_metric(cfg, "ae_thesis", "nll", f)
+    assert len(calls) == 2
+
+
+def test_compose_canvas_places_digits_side_by_side():
+    x = torch.rand(10, 784)
+    y = torch.arange(10)
+    canvas, labels = data.compose_canvas(x, y, n_digits=2, seed=0, count=5)
+    assert canvas.shape == (5, 1568)
+    img = canvas.reshape(5, 28, 56)
+    first, second = labels // 10, labels % 10
+    assert torch.equal(img[:, :, :28], x[first].reshape(5, 28, 28))
+    assert torch.equal(img[:, :, 28:], x[second].reshape(5, 28, 28))
+    with pytest.raises(ValueError, match="n_digits"):
+        data.compose_canvas(x, y, n_digits=0)
+
+
+def test_binarize_is_fixed_and_has_the_right_mean():
+    x = torch.full((200, 784), 0.3)
+    b = data.binarize(x, seed=1)
+    assert torch.equal(b, data.binarize(x, seed=1))
+    assert set(b.unique().tolist()) <= {0.0, 1.0}
+    assert abs(float(b.mean()) - 0.3) < 0.01
+
+
+def test_exclude_class_needs_labels_and_removes_the_class(tmp_path):
+    from thesis_lib.checkpoints import train_or_load
+    from thesis_lib.config import ModelSpec
+
+    spec = ModelSpec("fc_autoencoder", {"widths": [16, 4]})
+    cfg = TrainConfig(epochs=1, batch_size=8, exclude_class=3)
+    x = torch.rand(40, 16)
+    with pytest.raises(ValueError, match="y_train"):
+        train_or_load(spec, cfg, x, progress=False)
+    seen = []
+    y = torch.arange(40) % 5
+    import thesis_lib.training as training
+
+    orig = training.fit
+
+    def spy(model, objective, optimizer, x_train, *a, **k):
+        seen.append(len(x_train))
+        return orig(model, objective, optimizer, x_train, *a, **k)
+
+    training.fit = spy
+    try:
+        train_or_load(spec, cfg, x, y_train=y, progress=False)
+    finally:
+        training.fit = orig
+    assert seen == [32]
+
+
+def test_train_config_new_fields_validate():
+    with pytest.raises(ValueError, match="binarize"):
+        TrainConfig(binarize="yes")
+    with pytest.raises(ValueError, match="exclude_class"):
+        TrainConfig(exclude_class=-2)

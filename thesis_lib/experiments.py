@@ -1,0 +1,224 @@
+"""Every trained model of chapters 4 and 5, named once: its architecture, data and both profiles.
+
+The chapters and the command line train or load them through :func:`run`, so the notebook and a
+background regeneration of a checkpoint use the same definition. The ``full`` profile trains with
+the hyperparameters given here and keeps its checkpoint in ``checkpoints/<name>.pt`` (committed);
+the ``quick`` profile trains a few epochs on a subset from scratch and saves nothing.
+
+Regenerate checkpoints (one thread per process; two processes fill this 2-core machine)::
+
+    python -m thesis_lib.experiments list
+    python -m thesis_lib.experiments train ae_thesis vae_standard --log train.log
+    python -m thesis_lib.experiments train --chapter 04 --retrain
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from thesis_lib.config import ChapterConfig, ModelSpec, TrainConfig
+
+QUICK_TRAIN_LIMIT = 2048  # images the quick profile trains on
+QUICK_TEST_LIMIT = 1000  # images the quick profile evaluates on
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    chapter: str
+    spec: ModelSpec
+    full: TrainConfig
+    quick_epochs: int = 2
+    data: str = "mnist"  # "mnist" or "mnist_canvas" (two digits side by side, Section 2.3)
+    about: str = ""
+
+    def config(self, profile: str, seed: int = 0) -> TrainConfig:
+        """The training configuration of ``profile``; the seed is the chapter's."""
+        if profile == "full":
+            return self.full.replace(seed=seed)
+        return self.full.replace(epochs=self.quick_epochs, train_limit=QUICK_TRAIN_LIMIT, seed=seed)
+
+
+def _ae(widths: list[int], **kw: Any) -> ModelSpec:
+    return ModelSpec("fc_autoencoder", {"widths": widths, **kw})
+
+
+def _vae(hidden: list[int], latent: int, **kw: Any) -> ModelSpec:
+    return ModelSpec("vae", {"input_dim": 784, "hidden": hidden, "latent_dim": latent, **kw})
+
+
+PCA_BOTTLENECKS = (2, 3, 12, 32)
+BETAS = (0.25, 1.0, 4.0)
+ANOMALY_CLASSES = (0, 9)
+THESIS_AE = TrainConfig(epochs=1000, batch_size=512, lr=3e-4, optimizer="adam", loss="mse")  # Algorithm 2
+STANDARD_VAE = TrainConfig(epochs=10, batch_size=128, lr=1e-3, loss="elbo")  # pytorch/examples vae
+
+
+def _registry() -> dict[str, Experiment]:
+    exps = [
+        Experiment("ae_thesis", "04", _ae([784, 128, 64, 12, 3]), THESIS_AE,
+                   about="Algorithm 2: 784-128-64-12-3 and back, Adam 3e-4, MSE, batch 512, 1000 epochs"),
+        Experiment("ae_thesis_bce", "04", _ae([784, 128, 64, 12, 3]), THESIS_AE.replace(loss="bce"),
+                   about="Algorithm 2 with the BCE of Example 2.2.2 instead of MSE"),
+        Experiment("conv_ae", "04", ModelSpec("conv_autoencoder", {"latent_dim": 3}),
+                   TrainConfig(epochs=30, batch_size=128, lr=1e-3), quick_epochs=1,
+                   about="convolutional autoencoder, bottleneck 3, Adam 1e-3, batch 128, 30 epochs"),
+        Experiment("fc_ae_like_conv", "04", _ae([784, 128, 64, 12, 3]),
+                   TrainConfig(epochs=30, batch_size=128, lr=1e-3), quick_epochs=1,
+                   about="Algorithm 2's network trained like the convolutional one, for a fair comparison"),
+        Experiment("canvas_ae", "04", _ae([1568, 256, 64, 8]), TrainConfig(epochs=100, batch_size=256, lr=1e-3),
+                   data="mnist_canvas", quick_epochs=1,
+                   about="autoencoder on canvases of two digits side by side (Section 2.3's application)"),
+    ]
+    for k in PCA_BOTTLENECKS:
+        exps.append(Experiment(f"linear_ae_{k}", "04", ModelSpec("linear_autoencoder", {"widths": [784, k]}),
+                               TrainConfig(epochs=200, batch_size=512, lr=1e-3),
+                               about=f"linear autoencoder 784-{k}-784 (identity activations), to compare with PCA"))
+        exps.append(Experiment(f"nonlinear_ae_{k}", "04", _ae([784, 128, 64, k]),
+                               TrainConfig(epochs=200, batch_size=512, lr=1e-3),
+                               about=f"ReLU autoencoder 784-128-64-{k} and back"))
+    exps += [
+        Experiment("vae_standard", "05", _vae([400], 20), STANDARD_VAE, quick_epochs=1,
+                   about="the standard VAE of pytorch/examples: 784-400-20, Adam 1e-3, batch 128, 10 epochs, grey levels"),
+        Experiment("vae_nll", "05", _vae([200, 200], 50, activation="tanh"),
+                   TrainConfig(epochs=500, batch_size=100, lr=1e-3, loss="elbo", binarize=True), quick_epochs=1,
+                   about="Burda et al.'s one-stochastic-layer VAE 784-200-200-50 (tanh) on dynamically binarised MNIST"),
+        Experiment("vae_2d", "05", _vae([400], 2), STANDARD_VAE.replace(epochs=50), quick_epochs=1,
+                   about="a VAE with a 2-dimensional latent space, to draw its manifold"),
+    ]
+    for beta in BETAS:
+        if beta != 1.0:
+            exps.append(Experiment(f"vae_beta_{str(beta).replace('.', 'p')}", "05", _vae([400], 20),
+                                   STANDARD_VAE.replace(beta=beta), quick_epochs=1,
+                                   about=f"the standard VAE with the KL term weighted by beta = {beta}"))
+    for c in ANOMALY_CLASSES:
+        exps.append(Experiment(f"vae_without_{c}", "05", _vae([400], 20),
+                               STANDARD_VAE.replace(epochs=20, exclude_class=c), quick_epochs=1,
+                               about=f"the standard VAE trained without the digit {c}, for anomaly detection"))
+    return {e.name: e for e in exps}
+
+
+EXPERIMENTS = _registry()
+
+
+def beta_experiment(beta: float) -> str:
+    """The experiment name of the standard VAE with KL weight ``beta``."""
+    return "vae_standard" if beta == 1.0 else f"vae_beta_{str(beta).replace('.', 'p')}"
+
+
+def get(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {', '.join(sorted(EXPERIMENTS))}; got {name!r}")
+    return EXPERIMENTS[name]
+
+
+def load_data(exp: Experiment, cfg: ChapterConfig) -> dict[str, torch.Tensor]:
+    """Training and test tensors for ``exp`` on the chapter's device (test subset in the quick profile)."""
+    from thesis_lib import data
+
+    device = cfg.torch_device
+    x, y = data.load("mnist", "train", cfg.data_dir)
+    xt, yt = data.load("mnist", "test", cfg.data_dir, limit=QUICK_TEST_LIMIT if cfg.quick else 0)
+    if exp.data == "mnist_canvas":
+        x, y = data.compose_canvas(x, y, n_digits=2, seed=cfg.seed)
+        xt, yt = data.compose_canvas(xt, yt, n_digits=2, seed=cfg.seed + 1)
+    if exp.full.binarize:  # a fixed binarisation of the test set; training resamples every batch
+        xt = data.binarize(xt, seed=cfg.seed)
+    return {"x_train": x.to(device), "y_train": y.to(device), "x_test": xt.to(device), "y_test": yt.to(device)}
+
+
+def checkpoint_path(exp: Experiment, cfg: ChapterConfig) -> Path | None:
+    """``checkpoint_dir/<name>.pt`` in the full profile; ``None`` (nothing saved) in the quick one."""
+    return None if cfg.quick else cfg.checkpoint_dir / f"{exp.name}.pt"
+
+
+def run(name: str, cfg: ChapterConfig, progress: bool = False, tensors: dict[str, torch.Tensor] | None = None):
+    """Train or load experiment ``name`` under the chapter's profile; returns a ``TrainResult``.
+
+    ``tensors`` (from :func:`load_data`) saves reloading the data when a chapter runs several experiments.
+    """
+    from thesis_lib.checkpoints import train_or_load
+
+    exp = get(name)
+    t = tensors if tensors is not None else load_data(exp, cfg)
+    if exp.data == "mnist_canvas" and t["x_train"].shape[1] != 1568:
+        t = load_data(exp, cfg)
+    return train_or_load(
+        exp.spec, exp.config(cfg.profile, cfg.seed), t["x_train"], t["x_test"],
+        y_train=t["y_train"], path=checkpoint_path(exp, cfg), retrain=cfg.retrain,
+        device=cfg.torch_device, progress=progress, include_optimizer=False,
+        eval_every=max(1, exp.config(cfg.profile).epochs // 100),
+    )
+
+
+def cached_metric(cfg: ChapterConfig, name: str, key: str, compute: Callable[[], Any]) -> Any:
+    """A costly evaluation of experiment ``name``'s checkpoint, computed once and kept beside it.
+
+    The value is stored in ``checkpoint_dir/<name>.metrics.json`` under ``key``, together with the
+    SHA-256 of the checkpoint it came from; a retrained checkpoint invalidates it. In the quick profile
+    (no checkpoint) it is always computed. The value must be JSON-serialisable.
+    """
+    path = checkpoint_path(get(name), cfg)
+    if path is None or not path.is_file():
+        return compute()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    store = path.with_suffix(".metrics.json")
+    cache = json.loads(store.read_text()) if store.is_file() else {}
+    if cache.get("checkpoint_sha256") != digest:
+        cache = {"checkpoint_sha256": digest, "values": {}}
+    if key not in cache["values"]:
+        cache["values"][key] = compute()
+        tmp = store.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, store)
+    return cache["values"][key]
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m thesis_lib.experiments", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list")
+    tr = sub.add_parser("train")
+    tr.add_argument("names", nargs="*")
+    tr.add_argument("--chapter", choices=("04", "05"))
+    tr.add_argument("--retrain", action="store_true")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--threads", type=int, default=1)
+    tr.add_argument("--log", default=None, help="append progress lines to this file")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for e in EXPERIMENTS.values():
+            print(f"{e.name:18s} ch{e.chapter}  {e.full.epochs:5d} epochs  {e.about}")
+        return 0
+    names = args.names or [e.name for e in EXPERIMENTS.values() if args.chapter in (None, e.chapter)]
+    for n in names:
+        get(n)  # fail on a bad name before training anything
+    if args.threads < 1:
+        parser.error(f"--threads must be a positive integer; got {args.threads}")
+    torch.set_num_threads(args.threads)
+    log = open(args.log, "a") if args.log else sys.stderr
+    for n in names:
+        exp = get(n)
+        cfg = ChapterConfig.from_parameters(chapter=exp.chapter, device=args.device, retrain=args.retrain)
+        t0 = time.time()
+        print(f"{time.strftime('%H:%M:%S')} {n}: start", file=log, flush=True)
+        res = run(n, cfg)
+        final = {k: round(v[-1], 4) for k, v in res.history.metrics.items() if v}
+        print(f"{time.strftime('%H:%M:%S')} {n}: {'trained' if res.trained else 'loaded'} in {time.time() - t0:.0f} s {final}",
+              file=log, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

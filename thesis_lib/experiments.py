@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 
 from thesis_lib.config import ChapterConfig, ModelSpec, TrainConfig
+from thesis_lib.files import atomic_write_text
 
 QUICK_TRAIN_LIMIT = 2048  # images the quick profile trains on
 QUICK_TEST_LIMIT = 1000  # images the quick profile evaluates on
@@ -179,9 +179,7 @@ def cached_metric(cfg: ChapterConfig, name: str, key: str, compute: Callable[[],
         cache = {"checkpoint_sha256": digest, "values": {}}
     if key not in cache["values"]:
         cache["values"][key] = compute()
-        tmp = store.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, store)
+        atomic_write_text(store, json.dumps(cache, indent=1, sort_keys=True) + "\n")
     return cache["values"][key]
 
 

@@ -86,6 +86,20 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def verify(data_dir: str | os.PathLike, dataset: str = "mnist") -> list[str]:
+    """Return a list of problems with the cached files (empty when everything checks out)."""
+    folder = raw_dir(data_dir, dataset)
+    problems = []
+    expected = MNIST_MD5 if dataset == "mnist" else FASHION_MD5
+    for name, md5 in expected.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"missing {path}")
+        elif _md5(path) != md5:
+            problems.append(f"{path} does not match its pinned MD5 {md5}")
+    return problems
+
+
 def idx_bytes(array: np.ndarray) -> bytes:
     """Encode a uint8 array of images (n, 28, 28) or labels (n,) in the IDX format (big-endian header)."""
     if array.dtype != np.uint8:

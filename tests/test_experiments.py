@@ -115,3 +115,19 @@ def test_train_config_new_fields_validate():
         TrainConfig(binarize="yes")
     with pytest.raises(ValueError, match="exclude_class"):
         TrainConfig(exclude_class=-2)
+
+
+def test_provenance_table_lists_every_experiment(tmp_path):
+    from thesis_lib.checkpoints import train_or_load
+
+    cfg = ChapterConfig.from_parameters(chapter="04", checkpoint_dir=tmp_path)
+    exp = experiments.get("linear_ae_2")
+    x = torch.rand(64, 784)
+    train_or_load(exp.spec, exp.full.replace(epochs=1), x, x[:16], path=tmp_path / "linear_ae_2.pt", progress=False)
+    table = experiments.provenance_table(tmp_path)
+    rows = table.splitlines()
+    assert len(rows) == 2 + len(experiments.EXPERIMENTS)
+    row = next(r for r in rows if r.startswith("| linear_ae_2 |"))
+    assert "| 1 |" in row and "cpu" in row
+    assert "| ae_thesis | (not trained)" in table
+    del cfg

@@ -149,7 +149,7 @@ def test_cpu_model_falls_back_without_proc_cpuinfo(monkeypatch: pytest.MonkeyPat
         raise OSError("no /proc here")
 
     monkeypatch.setattr("builtins.open", no_file)
-    assert provenance._cpu_model() == (platform.processor() or platform.machine() or "unknown")
+    assert provenance.cpu_model() == (platform.processor() or platform.machine() or "unknown")
 
 
 def test_import_does_no_work() -> None:

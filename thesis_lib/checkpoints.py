@@ -12,7 +12,6 @@ any other, naming every field that differs. :func:`train_or_load` is what the ch
 from __future__ import annotations
 
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 import thesis_lib
 from thesis_lib.config import ModelSpec, TrainConfig
 from thesis_lib.files import atomic_write
+from thesis_lib.provenance import cpu_model
 from thesis_lib.training import History
 
 FORMAT = 1
@@ -98,7 +98,7 @@ class TrainResult:
 def _provenance(device: str, wall: float, history: History) -> dict[str, Any]:
     return {
         "device": device,
-        "device_name": torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or platform.machine()),
+        "device_name": torch.cuda.get_device_name() if device == "cuda" else cpu_model(),
         "threads": torch.get_num_threads(),
         "torch": str(torch.__version__),
         "wall_seconds": wall,

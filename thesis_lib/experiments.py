@@ -183,10 +183,36 @@ def cached_metric(cfg: ChapterConfig, name: str, key: str, compute: Callable[[],
     return cache["values"][key]
 
 
+def provenance_table(checkpoint_dir: Path | None = None) -> str:
+    """One Markdown row per committed checkpoint: epochs, wall time, hardware and final losses."""
+    from thesis_lib.checkpoints import load_checkpoint
+    from thesis_lib.config import default_checkpoint_dir
+
+    folder = checkpoint_dir or default_checkpoint_dir()
+    rows = ["| experiment | epochs | wall time | device | threads | torch | final train loss | final test loss |",
+            "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: |"]
+    for exp in EXPERIMENTS.values():
+        path = folder / f"{exp.name}.pt"
+        if not path.is_file():
+            rows.append(f"| {exp.name} | (not trained) | | | | | | |")
+            continue
+        ck = load_checkpoint(path)
+        prov = ck.get("provenance", {})
+        final = prov.get("final", {})
+        minutes = prov.get("wall_seconds", float("nan")) / 60
+        rows.append(
+            f"| {exp.name} | {ck['epoch']} | {minutes:.1f} min | {prov.get('device', '?')} ({prov.get('device_name', '?')}) | "
+            f"{prov.get('threads', '?')} | {prov.get('torch', '?')} | {final.get('train_loss', float('nan')):.4g} | "
+            f"{final.get('test_loss', float('nan')):.4g} |"
+        )
+    return "\n".join(rows)
+
+
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m thesis_lib.experiments", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
+    sub.add_parser("table", help="a Markdown table of the committed checkpoints' provenance (for the README)")
     tr = sub.add_parser("train")
     tr.add_argument("names", nargs="*")
     tr.add_argument("--chapter", choices=("04", "05"))
@@ -198,6 +224,9 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         for e in EXPERIMENTS.values():
             print(f"{e.name:18s} ch{e.chapter}  {e.full.epochs:5d} epochs  {e.about}")
+        return 0
+    if args.command == "table":
+        print(provenance_table())
         return 0
     names = args.names or [e.name for e in EXPERIMENTS.values() if args.chapter in (None, e.chapter)]
     for n in names:

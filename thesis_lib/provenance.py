@@ -82,7 +82,7 @@ def git_commit(short: bool = True, cwd: str | os.PathLike | None = None) -> str:
     return commit + ("+dirty" if status else "")
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """The CPU's model name from ``/proc/cpuinfo``, else what :mod:`platform` knows."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
@@ -138,7 +138,7 @@ def environment_info(cfg: Any = None) -> dict[str, str]:
         "python": platform.python_version(),
         "torch": str(torch.__version__),
         "device": _device_used(cfg, torch),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "threads": str(torch.get_num_threads()),
         "profile": "n/a" if cfg is None else str(cfg.profile),
         "seed": "n/a" if cfg is None else str(cfg.seed),

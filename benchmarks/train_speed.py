@@ -144,14 +144,20 @@ def gemm_shapes(model: nn.Module, example: torch.Tensor) -> list[tuple[int, int,
             b, cin, hi, wi = inp.shape  # its forward is a convolution's input gradient
             k = module.kernel_size[0] * module.kernel_size[1]
             shapes.append((b * hi * wi, cin, module.out_channels * k))
-        elif getattr(module, "weight", None) is not None and module.weight.dim() == 2 and inp.dim() == 2:
+        else:  # nn.Linear, thesis_lib's PhiLayer: a weight (out, in) of its own applied to (B, in)
             shapes.append((inp.shape[0], module.weight.shape[1], module.weight.shape[0]))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    def has_gemm(m: nn.Module) -> bool:
+        w = m._parameters.get("weight")
+        return isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) or (w is not None and w.dim() == 2)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if has_gemm(m)]
     with torch.no_grad():
         model(example)
     for h in handles:
         h.remove()
+    if not shapes:
+        raise RuntimeError(f"found no linear or convolution layer in {type(model).__name__}")
     return shapes
 
 

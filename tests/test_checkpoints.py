@@ -109,3 +109,35 @@ def test_check_matches_accepts_equal_config():
     ckpt = {"model_spec": AE.to_dict(), "train_config": cfg.to_dict(), "epoch": 5}
     check_matches(ckpt, AE, cfg)  # no error
     check_matches({**ckpt, "epoch": 3, "train_config": cfg.replace(epochs=3).to_dict()}, AE, cfg)  # resumable
+
+
+def test_lr_decay_follows_the_epoch_and_survives_resuming(tmp_path, monkeypatch):
+    import thesis_lib.training as training
+
+    seen = []
+    orig = training.fit
+
+    def spy(model, objective, optimizer, *a, **k):
+        hook = k["on_epoch_end"]
+
+        def record(epoch, hist):
+            hook(epoch, hist)  # sets the step size of epoch + 1
+            seen.append((epoch, optimizer.param_groups[0]["lr"]))
+
+        k["on_epoch_end"] = record
+        seen.append(("start", optimizer.param_groups[0]["lr"]))
+        return orig(model, objective, optimizer, *a, **k)
+
+    monkeypatch.setattr(training, "fit", spy)
+    cfg = TrainConfig(epochs=4, batch_size=32, lr=1e-2, lr_decay=0.5)
+    straight = train_or_load(AE, cfg, _x(), path=None, progress=False)
+    # epoch e trains with 1e-2 * 0.5**(e-1): the lr read at the end of epoch e is the one set for e + 1
+    assert seen == [("start", 1e-2), (1, 5e-3), (2, 2.5e-3), (3, 1.25e-3), (4, 6.25e-4)]
+    seen.clear()
+    path = tmp_path / "d.pt"
+    train_or_load(AE, cfg.replace(epochs=2), _x(), path=path, progress=False)
+    resumed = train_or_load(AE, cfg, _x(), path=path, progress=False)
+    assert seen[-3] == ("start", 2.5e-3)
+    assert torch.equal(_flat(straight.model), _flat(resumed.model))
+    with pytest.raises(ValueError, match="lr_decay"):
+        TrainConfig(lr_decay=0.0)

@@ -185,7 +185,14 @@ def train_or_load(
             out["optimizer"] = optimizer.state_dict()
         return out
 
+    def set_lr(epoch: int) -> None:  # the step size of epoch `epoch` depends on the epoch alone: resumable
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * config.lr_decay ** (epoch - 1)
+
+    set_lr(start + 1)
+
     def on_epoch_end(epoch: int, hist: History) -> None:
+        set_lr(epoch + 1)
         if path is not None and (epoch % checkpoint_every == 0 or epoch == config.epochs):
             save_checkpoint(path, make_ckpt(epoch, hist))
 

@@ -138,6 +138,7 @@ class TrainConfig:
     train_limit: int = 0  # use only the first n training images; 0 means all
     binarize: bool = False  # dynamic binarisation: each batch is resampled as Bernoulli(pixel) draws
     exclude_class: int = -1  # leave this label out of the training set (anomaly detection); -1 keeps all
+    lr_decay: float = 1.0  # epoch e (from 1) uses lr * lr_decay ** (e - 1); 1.0 keeps the step size constant
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
@@ -150,6 +151,8 @@ class TrainConfig:
         check_nonnegative_float("beta", self.beta)
         check_nonnegative_int("seed", self.seed)
         check_nonnegative_int("train_limit", self.train_limit)
+        if isinstance(self.lr_decay, bool) or not isinstance(self.lr_decay, (int, float)) or not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be a number in (0, 1]; got {self.lr_decay!r}")
         if not isinstance(self.binarize, bool):
             raise ValueError(f"binarize must be True or False; got {self.binarize!r}")
         if isinstance(self.exclude_class, bool) or not isinstance(self.exclude_class, int) or self.exclude_class < -1:

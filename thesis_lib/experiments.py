@@ -96,6 +96,10 @@ def _registry() -> dict[str, Experiment]:
         Experiment("vae_nll", "05", _vae([200, 200], 50, activation="tanh"),
                    TrainConfig(epochs=500, batch_size=100, lr=1e-3, loss="elbo", binarize=True), quick_epochs=1,
                    about="Burda et al.'s one-stochastic-layer VAE 784-200-200-50 (tanh) on dynamically binarised MNIST"),
+        Experiment("vae_nll_decay", "05", _vae([200, 200], 50, activation="tanh"),
+                   TrainConfig(epochs=300, batch_size=100, lr=1e-3, loss="elbo", binarize=True, lr_decay=0.992),
+                   quick_epochs=1,
+                   about="vae_nll's model with the step size decaying by 0.992 per epoch (1e-3 to 9e-5), 300 epochs"),
         Experiment("vae_2d", "05", _vae([400], 2), STANDARD_VAE.replace(epochs=50), quick_epochs=1,
                    about="a VAE with a 2-dimensional latent space, to draw its manifold"),
     ]

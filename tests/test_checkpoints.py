@@ -141,3 +141,11 @@ def test_lr_decay_follows_the_epoch_and_survives_resuming(tmp_path, monkeypatch)
     assert torch.equal(_flat(straight.model), _flat(resumed.model))
     with pytest.raises(ValueError, match="lr_decay"):
         TrainConfig(lr_decay=0.0)
+
+
+def test_checkpoint_without_a_newer_field_reads_as_its_default():
+    cfg = TrainConfig(epochs=5)
+    old = {k: v for k, v in cfg.to_dict().items() if k != "lr_decay"}  # written before lr_decay existed
+    check_matches({"model_spec": AE.to_dict(), "train_config": old, "epoch": 5}, AE, cfg)
+    with pytest.raises(CheckpointMismatchError, match="lr_decay"):
+        check_matches({"model_spec": AE.to_dict(), "train_config": old, "epoch": 5}, AE, cfg.replace(lr_decay=0.9))

@@ -11,6 +11,7 @@ any other, naming every field that differs. :func:`train_or_load` is what the ch
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -70,7 +71,10 @@ def check_matches(ckpt: dict[str, Any], spec: ModelSpec, config: TrainConfig, pa
     if ckpt["model_spec"] != want_spec:
         diffs.append(f"model_spec: checkpoint has {ckpt['model_spec']}, asked for {want_spec}")
     want = config.to_dict()
-    have = dict(ckpt["train_config"])
+    # A field added to TrainConfig after a checkpoint was written has its default there: defaults keep
+    # the behaviour that older checkpoints were trained with.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    have = {**{k: v for k, v in defaults.items() if k not in ckpt["train_config"]}, **ckpt["train_config"]}
     for key in sorted(set(want) | set(have)):
         if key == "epochs":
             continue

@@ -502,3 +502,13 @@ def test_save_figure_bad_input(tmp_path, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         save_figure(**args)
     assert not (tmp_path / "out").exists()
+
+
+def test_loss_curves_skip_epochs_without_a_value():
+    nan = float("nan")
+    fig = plotting.loss_curves({"train_loss": [4.0, 3.0, 2.0, 1.5], "test_loss": [nan, 3.5, nan, 2.0]})
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert list(lines["test_loss"].get_xdata()) == [2, 4]
+    assert list(lines["test_loss"].get_ydata()) == [3.5, 2.0]
+    with pytest.raises(ValueError, match="no finite value"):
+        plotting.loss_curves({"test_loss": [nan, nan]})

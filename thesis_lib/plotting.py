@@ -465,8 +465,13 @@ def loss_curves(
     fig = _new_figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.add_subplot()
     for key, values in curves.items():
-        epochs = range(1, len(values) + 1)
-        ax.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=3, label=key)
+        # Epochs without a value (NaN: a test loss evaluated only every few epochs) are skipped, not
+        # drawn as gaps, so that a curve evaluated every 10th epoch is still a line.
+        points = [(e, v) for e, v in enumerate(values, start=1) if math.isfinite(v)]
+        if not points:
+            raise ValueError(f"history[{key!r}] has no finite value to plot")
+        epochs, ys = zip(*points)
+        ax.plot(epochs, ys, marker="o" if len(ys) <= 30 else None, markersize=3, label=key)
     if logy:
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -196,7 +196,7 @@ def run_case(case: Case, x_flat: torch.Tensor, root: Path, epochs: int, threads:
     flops_batch, bound_batch = matmul_bound(shapes)
     batches = n / case.batch_size
     flops_epoch, bound_epoch = flops_batch * batches, bound_batch * batches
-    variants = [("reference", t) for t in threads[:1]] + [("bare", t) for t in threads] + [("thesis_lib", t) for t in threads]
+    variants = [("reference", t) for t in threads] + [("bare", t) for t in threads] + [("thesis_lib", t) for t in threads]
     for variant, t in variants:
         torch.set_num_threads(t)
         torch.manual_seed(0)
@@ -220,7 +220,7 @@ def table(rows: list[dict]) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        ref = next(q for q in rows if q["model"] == r["model"] and q["variant"] == "reference")
+        ref = next(q for q in rows if q["model"] == r["model"] and q["variant"] == "reference" and q["threads"] == r["threads"])
         bare = next((q for q in rows if q["model"] == r["model"] and q["variant"] == "bare" and q["threads"] == r["threads"]), None)
         overhead = f"{100 * (r['sec'] / bare['sec'] - 1):+.1f}%" if r["variant"] == "thesis_lib" and bare else ""
         lines.append(
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"Measured {time.strftime('%Y-%m-%d')} on {cpu}, {cores} logical CPUs, torch {torch.__version__}, "
         f"Python {platform.python_version()}; median of {args.epochs} epochs of 60,000 images after one warm-up epoch. "
-        "`vs reference` is the speed-up over the DataLoader loop; `share of bound` is the time fp32 `torch.mm` "
+        "`vs reference` is the speed-up over the DataLoader loop at the same thread count; `share of bound` is the time fp32 `torch.mm` "
         "needs for the model's GEMMs divided by the measured epoch time."
     )
     text = header + "\n\n" + table(rows) + "\n"

@@ -25,6 +25,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from thesis_lib.optimizers import make_optimizer
 from thesis_lib.training import epoch_permutation, fit, make_objective
 
 HERE = Path(__file__).resolve().parent
+BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(256, 256)\nwhile True:\n    a = torch.tanh(a @ a)"
 
 
 @dataclass(frozen=True)
@@ -238,9 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=None, help="substrings of model names to run (default: all)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="where to write the Markdown table ('-': nowhere)")
+    parser.add_argument("--load", type=int, default=0,
+                        help="run this many busy single-thread processes beside the timings, to measure a loaded machine (default 0)")
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be a positive integer; got {args.epochs}")
+    if args.load < 0:
+        parser.error(f"--load must be a non-negative integer; got {args.load}")
     root = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
     cores = os.cpu_count() or 1
     threads = args.threads or sorted({1, cores})
@@ -249,12 +255,20 @@ def main(argv: list[str] | None = None) -> int:
     x, _ = data.load("mnist", "train", root)  # raises a clear error when the data is missing
     cases = [c for c in CASES if not args.models or any(m.lower() in c.name.lower() for m in args.models)]
     rows = []
-    for case in cases:
-        rows.extend(run_case(case, x, root, args.epochs, threads))
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(args.load)]
+    try:
+        for case in cases:
+            rows.extend(run_case(case, x, root, args.epochs, threads))
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor())
     header = (
         f"Measured {time.strftime('%Y-%m-%d')} on {cpu}, {cores} logical CPUs, torch {torch.__version__}, "
-        f"Python {platform.python_version()}; median of {args.epochs} epochs of 60,000 images after one warm-up epoch. "
+        f"Python {platform.python_version()}; median of {args.epochs} epochs of 60,000 images after one warm-up epoch; "
+        + (f"**{args.load} busy single-thread process(es) ran beside the timings**. " if args.load else "no other work ran. ")
+        + "Adam is thesis_lib's (fused kernel) in `bare` and `thesis_lib`, `torch.optim.Adam` (default settings) in `reference`. "
         "`vs reference` is the speed-up over the DataLoader loop at the same thread count; `share of bound` is the time fp32 `torch.mm` "
         "needs for the model's GEMMs divided by the measured epoch time."
     )

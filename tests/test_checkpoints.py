@@ -149,3 +149,44 @@ def test_checkpoint_without_a_newer_field_reads_as_its_default():
     check_matches({"model_spec": AE.to_dict(), "train_config": old, "epoch": 5}, AE, cfg)
     with pytest.raises(CheckpointMismatchError, match="lr_decay"):
         check_matches({"model_spec": AE.to_dict(), "train_config": old, "epoch": 5}, AE, cfg.replace(lr_decay=0.9))
+
+
+# ----------------------------------------------------------------------------------- warm starts
+def test_warm_start_begins_at_the_parent_weights_and_records_it(tmp_path):
+    parent_path = tmp_path / "parent.pt"
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=1e-3)
+    parent = train_or_load(AE, cfg, _x(), path=parent_path, progress=False)
+    # zero epochs of change is impossible (epochs >= 1), so compare against training the parent's weights by hand
+    child_path = tmp_path / "child.pt"
+    child = train_or_load(AE, cfg.replace(epochs=1, lr=1e-9), _x(), path=child_path, progress=False, init=parent_path)
+    # with a step size of 1e-9 the child's weights stay at the parent's (and far from a fresh model's)
+    assert torch.allclose(_flat(child.model), _flat(parent.model), atol=1e-6)
+    fresh = train_or_load(AE, cfg.replace(epochs=1, lr=1e-9), _x(), path=None, progress=False)
+    assert (_flat(fresh.model) - _flat(parent.model)).abs().max() > 1e-3
+    ckpt = load_checkpoint(child_path)
+    import hashlib
+
+    assert ckpt["init_from"]["sha256"] == hashlib.sha256(parent_path.read_bytes()).hexdigest()
+    assert ckpt["init_from"]["epoch"] == 2 and ckpt["init_from"]["file"] == "parent.pt"
+    # loading it again with the same parent works and does not train
+    again = train_or_load(AE, cfg.replace(epochs=1, lr=1e-9), _x(), path=child_path, progress=False, init=parent_path)
+    assert not again.trained
+
+
+def test_warm_start_is_refused_when_the_parent_changed_or_is_missing(tmp_path):
+    parent_path = tmp_path / "parent.pt"
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=1e-3)
+    train_or_load(AE, cfg, _x(), path=parent_path, progress=False)
+    child_path = tmp_path / "child.pt"
+    train_or_load(AE, cfg, _x(), path=child_path, progress=False, init=parent_path)
+    train_or_load(AE, cfg.replace(seed=5), _x(), path=parent_path, progress=False, retrain=True)  # a new parent
+    with pytest.raises(CheckpointMismatchError, match="was trained from the weights"):
+        train_or_load(AE, cfg, _x(), path=child_path, progress=False, init=parent_path)
+    with pytest.raises(CheckpointMismatchError, match="was trained from the weights"):
+        train_or_load(AE, cfg, _x(), path=child_path, progress=False)  # asked without a warm start
+    with pytest.raises(FileNotFoundError, match="init must be an existing checkpoint"):
+        train_or_load(AE, cfg, _x(), path=tmp_path / "other.pt", progress=False, init=tmp_path / "nope.pt")
+    with pytest.raises(CheckpointMismatchError, match="another architecture"):
+        train_or_load(ModelSpec("fc_autoencoder", {"widths": [64, 8, 4]}), cfg, _x(), path=None, progress=False,
+                      init=parent_path)
+    assert not (tmp_path / "other.pt").exists()  # nothing half-made

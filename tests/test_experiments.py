@@ -21,7 +21,7 @@ def test_every_experiment_builds_and_runs_a_batch(name):
     from thesis_lib.training import make_objective
 
     cfg = exp.full
-    losses = make_objective(cfg.loss, cfg.beta, cfg.binarize)(model, x, None)
+    losses = make_objective(cfg.loss, cfg.beta, cfg.binarize, cfg.iw_samples)(model, x, None)
     assert losses.shape == (4,) and torch.isfinite(losses).all()
 
 
@@ -30,6 +30,31 @@ def test_profiles():
     assert exp.config("full") == TrainConfig(epochs=1000, batch_size=512, lr=3e-4, loss="mse")  # Algorithm 2
     quick = exp.config("quick", seed=3)
     assert quick.epochs == exp.quick_epochs and quick.train_limit == experiments.QUICK_TRAIN_LIMIT and quick.seed == 3
+
+
+def test_warm_starts_name_an_earlier_experiment_of_the_same_architecture():
+    names = list(experiments.EXPERIMENTS)
+    warm = [e for e in experiments.EXPERIMENTS.values() if e.init_from]
+    assert warm, "the registry has a warm-started experiment (vae_nll_long)"
+    for exp in warm:
+        parent = experiments.get(exp.init_from)
+        assert parent.spec == exp.spec and names.index(parent.name) < names.index(exp.name)
+
+
+def test_warm_start_in_the_full_profile_and_from_scratch_in_the_quick_one(tmp_path, monkeypatch):
+    from thesis_lib import checkpoints
+
+    seen = []
+    real = checkpoints.train_or_load
+    monkeypatch.setattr(checkpoints, "train_or_load", lambda *a, **kw: seen.append(kw["init"]) or real(*a, **kw))
+    x = torch.rand(8, 784)
+    tensors = {"x_train": x, "y_train": torch.zeros(8, dtype=torch.long), "x_test": x, "y_test": torch.zeros(8)}
+    quick = ChapterConfig.from_parameters(chapter="05", profile="quick", checkpoint_dir=tmp_path)
+    experiments.run("vae_nll_long", quick, tensors=tensors)
+    full = ChapterConfig.from_parameters(chapter="05", checkpoint_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="vae_nll.pt"):  # the parent must be trained first
+        experiments.run("vae_nll_long", full, tensors=tensors)
+    assert seen == [None, tmp_path / "vae_nll.pt"]
 
 
 def test_unknown_experiment():
@@ -131,3 +156,20 @@ def test_provenance_table_lists_every_experiment(tmp_path):
     assert "| 1 |" in row and "cpu" in row
     assert "| ae_thesis | (not trained)" in table
     del cfg
+
+
+def test_nll_on_test_set_quick_profile_and_cli_refuses_non_vaes(tmp_path, capsys):
+    x = (torch.rand(400, 784, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    tensors = {"x_train": x, "y_train": torch.zeros(400, dtype=torch.long), "x_test": x, "y_test": torch.zeros(400)}
+    quick = ChapterConfig.from_parameters(chapter="05", profile="quick", checkpoint_dir=tmp_path)
+    out = experiments.nll_on_test_set("vae_standard", quick, tensors=tensors)
+    assert out["k"] == 50 and out["images"] == 300 and 0 < out["stderr"] < out["mean"]
+    # the importance-sampled estimate lies below the same (deterministically retrained) model's -ELBO
+    from thesis_lib import metrics
+
+    model = experiments.run("vae_standard", quick, tensors=tensors).model
+    nelbo = metrics.anomaly_scores(model, x[:300], 10, torch.Generator().manual_seed(1)).mean().item()
+    assert out["mean"] < nelbo
+    with pytest.raises(SystemExit):
+        experiments._main(["nll", "ae_thesis"])
+    assert "nll needs VAE experiments" in capsys.readouterr().err

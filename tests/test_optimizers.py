@@ -115,6 +115,46 @@ def test_adam_default_hyperparameters_match_torch() -> None:
     assert _max_diff(ours, ref) <= ATOL
 
 
+def test_adam_fused_is_bitwise_torch_fused_adam() -> None:
+    ours, ref, o1, o2, *_ = _run_pair(
+        lambda p: Adam(p, lr=1e-3, betas=(0.9, 0.99), eps=1e-7, fused=True),
+        lambda p: torch.optim.Adam(p, lr=1e-3, betas=(0.9, 0.99), eps=1e-7, fused=True),
+    )
+    assert _max_diff(ours, ref) == 0.0
+    for p, q in zip(ours.parameters(), ref.parameters()):
+        assert o1.state[p]["step"].item() == o2.state[q]["step"].item() == N_STEPS
+
+
+def test_adam_default_is_fused_and_agrees_with_algorithm_1_written_out() -> None:
+    # fused=None, foreach=None: the fast kernel; foreach=False: lines 5-11 of Algorithm 1 one by one
+    fused, loop, o1, o2, l1, l2 = _run_pair(lambda p: Adam(p, lr=1e-3), lambda p: Adam(p, lr=1e-3, foreach=False))
+    diff = _max_diff(fused, loop)
+    print(f"fused Adam vs Algorithm 1 written out, {N_STEPS} steps: max abs diff {diff:.3e}")
+    assert diff <= ATOL
+    assert l1[-1] < l1[0]
+    assert _max_diff(fused, _mlp()) > 1e-2
+
+
+def test_adam_fused_resumes_from_a_foreach_state_dict() -> None:
+    data = _data()
+    a, b = _mlp(), _mlp()
+    oa, ob = Adam(a.parameters(), lr=1e-3, foreach=True), Adam(b.parameters(), lr=1e-3, foreach=True)
+    _train(a, oa, range(10), data)
+    _train(b, ob, range(10), data)
+    ob2 = Adam(b.parameters(), lr=1e-3, fused=True)
+    ob2.load_state_dict(ob.state_dict())
+    _train(a, oa, range(10, 30), data)
+    _train(b, ob2, range(10, 30), data)
+    assert _max_diff(a, b) <= ATOL
+
+
+def test_bad_fused() -> None:
+    with pytest.raises(ValueError, match="fused must be True, False or None"):
+        Adam(_p(), fused=1)
+    with pytest.raises(ValueError, match="fused and foreach cannot both be True"):
+        Adam(_p(), fused=True, foreach=True)
+
+
 def test_adam_foreach_equals_per_tensor() -> None:
     a, b, *_ = _run_pair(lambda p: Adam(p, lr=1e-3, foreach=True), lambda p: Adam(p, lr=1e-3, foreach=False), steps=40)
     assert _max_diff(a, b) <= ATOL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 
 import pytest
 import torch
@@ -159,3 +160,18 @@ def test_make_objective_names():
     with pytest.raises(ValueError, match="loss"):
         make_objective("hinge")
     assert not math.isnan(float(make_objective("mse")(ae, x, None).mean()))
+
+
+def test_choose_threads_takes_the_free_cpus():
+    from thesis_lib.training import choose_threads
+
+    assert choose_threads(cpus=2, load=0.0) == 2
+    assert choose_threads(cpus=2, load=0.3) == 2
+    assert choose_threads(cpus=2, load=1.0) == 1
+    assert choose_threads(cpus=2, load=5.0) == 1  # never zero
+    assert choose_threads(cpus=16, load=3.2) == 13
+    assert 1 <= choose_threads() <= (os.cpu_count() or 1)
+    with pytest.raises(ValueError, match="cpus must be"):
+        choose_threads(cpus=0, load=0.0)
+    with pytest.raises(ValueError, match="load must be a non-negative number"):
+        choose_threads(cpus=2, load=-1.0)

@@ -11,7 +11,15 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from thesis_lib.vae import VAE, elbo_objective, elbo_terms, importance_sampled_nll, negative_elbo
+from thesis_lib.vae import (
+    VAE,
+    elbo_objective,
+    elbo_terms,
+    importance_sampled_nll,
+    iwae_objective,
+    negative_elbo,
+    negative_iwae_bound,
+)
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -289,3 +297,60 @@ def test_method_and_function_bad_inputs():
         negative_elbo(nn.Linear(6, 6), x)
     with pytest.raises(ValueError, match="model must be a VAE"):
         importance_sampled_nll(nn.Linear(6, 6), x, k=5)
+
+
+# --------------------------------------------------------------------------- the IWAE bound
+def test_iwae_bound_against_torch_distributions():
+    model = _model(input_dim=8, hidden=(6,), latent_dim=3)
+    x = (torch.rand(4, 8, generator=_gen(30), dtype=torch.float64) > 0.5).double()
+    k = 7
+    got = negative_iwae_bound(model, x, k=k, generator=_gen(31))
+    mu, logvar = model.encode(x)
+    std = torch.exp(0.5 * logvar)
+    eps = torch.randn((k, *mu.shape), generator=_gen(31), dtype=torch.float64)
+    z = mu + std * eps  # (k, B, L)
+    log_w = (
+        Bernoulli(logits=model.decoder(z)).log_prob(x).sum(-1)
+        + Normal(0.0, 1.0).log_prob(z).sum(-1)
+        - Normal(mu, std).log_prob(z).sum(-1)
+    )
+    ref = -(torch.logsumexp(log_w, dim=0) - math.log(k))
+    torch.testing.assert_close(got, ref)
+    # the same draws give the importance-sampled NLL of the same k (one chunk)
+    torch.testing.assert_close(importance_sampled_nll(model, x, k=k, chunk=k, generator=_gen(31)), ref.detach())
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_iwae_bound_tightens_with_k_towards_the_exact_nll(likelihood):
+    model = _tiny(likelihood)
+    x = (
+        torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+        if likelihood == "bernoulli"
+        else torch.randn(2, 3, generator=_gen(32), dtype=torch.float64)
+    )
+    exact_nll, exact_nelbo = -_exact_log_px(model, x), _exact_negative_elbo(model, x)
+    reps = 20000
+    xr = x.repeat(reps, 1)
+    means = {}
+    with torch.no_grad():
+        for k in (1, 5, 50):
+            b = negative_iwae_bound(model, xr, k=k, generator=_gen(33 + k)).reshape(reps, 2)
+            means[k] = b.mean(0)
+            se = b.std(0) / math.sqrt(reps)
+            assert (means[k] >= exact_nll - 4 * se).all()  # Burda et al., Theorem 1: a bound on -log p(x)
+        se1 = negative_iwae_bound(model, xr, k=1, generator=_gen(34)).reshape(reps, 2).std(0) / math.sqrt(reps)
+    assert ((means[1] - exact_nelbo).abs() < 4 * se1).all()  # k = 1 is the ELBO
+    assert (means[5] < means[1]).all() and (means[50] < means[5]).all()  # monotone in k
+    assert ((means[50] - exact_nll).abs() < (exact_nelbo - exact_nll)).all()
+
+
+def test_iwae_objective_trains_every_parameter_and_checks_k():
+    model = _model(input_dim=8, hidden=(6,), latent_dim=3, dtype=torch.float32)
+    x = torch.rand(5, 8)
+    iwae_objective(k=3)(model, x, None).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="k must be"):
+            iwae_objective(k=bad)
+    with pytest.raises(ValueError, match="k must be"):
+        negative_iwae_bound(model, x, k=0)

@@ -12,6 +12,7 @@ any other, naming every field that differs. :func:`train_or_load` is what the ch
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -99,6 +100,24 @@ class TrainResult:
     trained: bool  # False when everything came from the checkpoint
 
 
+def _init_source(init: str | os.PathLike, spec: ModelSpec) -> dict[str, Any]:
+    """What a warm start records of its starting checkpoint: file name, SHA-256, epochs, train config."""
+    path = Path(init)
+    if not path.is_file():
+        raise FileNotFoundError(f"init must be an existing checkpoint to start from; no file at {path} (train it first)")
+    parent = load_checkpoint(path)
+    if parent["model_spec"] != spec.to_dict():
+        raise CheckpointMismatchError(
+            f"init {path} holds another architecture: {parent['model_spec']}, asked for {spec.to_dict()}"
+        )
+    return {
+        "file": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "epoch": int(parent["epoch"]),
+        "train_config": dict(parent["train_config"]),
+    }
+
+
 def _provenance(device: str, wall: float, history: History) -> dict[str, Any]:
     return {
         "device": device,
@@ -126,6 +145,7 @@ def train_or_load(
     checkpoint_every: int = 50,
     eval_every: int = 1,
     include_optimizer: bool = True,
+    init: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Load the model from ``path`` when a matching, finished checkpoint is there; otherwise train it.
 
@@ -133,16 +153,25 @@ def train_or_load(
     configuration is refused (:class:`CheckpointMismatchError`), never silently used. With
     ``path=None`` nothing is saved. Training saves every ``checkpoint_every`` epochs and at the end.
     ``config.train_limit`` > 0 trains on the first ``train_limit`` rows of ``x_train`` only.
+
+    ``init`` names another checkpoint of the same architecture whose weights are the starting point
+    (a warm start: the optimiser starts afresh). The new checkpoint records the SHA-256 of that file
+    and is refused if the file changes later, since it would no longer be the run it describes.
     """
     from thesis_lib.models import build_model
     from thesis_lib.optimizers import make_optimizer
     from thesis_lib.training import fit, make_objective, seed_everything
 
-    objective = make_objective(config.loss, config.beta, config.binarize)
+    objective = make_objective(config.loss, config.beta, config.binarize, config.iw_samples)
     ckpt = None
     if path is not None and Path(path).is_file() and not retrain:
         ckpt = load_checkpoint(path, map_location=device)
         check_matches(ckpt, spec, config, path)
+    init_from = _init_source(init, spec) if init is not None else None
+    if ckpt is not None and ckpt.get("init_from", {}).get("sha256") != (init_from or {}).get("sha256"):
+        raise CheckpointMismatchError(
+            f"{path} was trained from the weights {ckpt.get('init_from')}, asked for {init_from}; retrain it"
+        )
     seed_everything(config.seed)
     model = build_model(spec).to(device)
     optimizer = make_optimizer(config.optimizer, model.parameters(), lr=config.lr)
@@ -162,6 +191,8 @@ def train_or_load(
         optimizer.load_state_dict(ckpt["optimizer"])
         history.truncate(start)
         torch.set_rng_state(ckpt["rng_state"])
+    elif init_from is not None:
+        model.load_state_dict(load_checkpoint(init, map_location=device)["model"])
     if config.exclude_class >= 0:
         if y_train is None:
             raise ValueError("exclude_class needs the training labels: pass y_train")
@@ -185,6 +216,8 @@ def train_or_load(
             "library_version": thesis_lib.__version__,
             "provenance": _provenance(device, wall_before + time.perf_counter() - t0, hist),
         }
+        if init_from is not None:
+            out["init_from"] = init_from
         if include_optimizer or epoch < config.epochs:
             out["optimizer"] = optimizer.state_dict()
         return out

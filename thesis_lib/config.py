@@ -132,13 +132,14 @@ class TrainConfig:
     batch_size: int = 512  # examples per optimiser step; the last batch of an epoch may be smaller
     lr: float = 3e-4  # the optimiser's step size
     optimizer: str = "adam"  # a name known to thesis_lib.optimizers.make_optimizer
-    loss: str = "mse"  # "mse", "bce" (reconstruction) or "elbo" (VAE)
+    loss: str = "mse"  # "mse", "bce" (reconstruction), "elbo" (VAE) or "iwae" (importance-weighted bound)
     beta: float = 1.0  # weight of the KL term when loss == "elbo"
     seed: int = 0  # seeds the initial weights, the batch order and any sampling noise
     train_limit: int = 0  # use only the first n training images; 0 means all
     binarize: bool = False  # dynamic binarisation: each batch is resampled as Bernoulli(pixel) draws
     exclude_class: int = -1  # leave this label out of the training set (anomaly detection); -1 keeps all
     lr_decay: float = 1.0  # epoch e (from 1) uses lr * lr_decay ** (e - 1); 1.0 keeps the step size constant
+    iw_samples: int = 1  # importance samples per example of the "iwae" loss (Burda et al. 2015); 1 otherwise
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
@@ -151,6 +152,9 @@ class TrainConfig:
         check_nonnegative_float("beta", self.beta)
         check_nonnegative_int("seed", self.seed)
         check_nonnegative_int("train_limit", self.train_limit)
+        check_positive_int("iw_samples", self.iw_samples)
+        if self.iw_samples != 1 and self.loss != "iwae":
+            raise ValueError(f"iw_samples must be 1 unless loss is 'iwae'; got {self.iw_samples} with loss {self.loss!r}")
         if isinstance(self.lr_decay, bool) or not isinstance(self.lr_decay, (int, float)) or not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be a number in (0, 1]; got {self.lr_decay!r}")
         if not isinstance(self.binarize, bool):
@@ -165,7 +169,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-LOSSES = ("mse", "bce", "elbo")
+LOSSES = ("mse", "bce", "elbo", "iwae")
 
 
 @dataclass(frozen=True)

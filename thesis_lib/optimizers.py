@@ -166,6 +166,31 @@ def _check_real_params(param_groups: list[dict[str, Any]]) -> None:
                 raise ValueError(f"params must be real floating-point tensors; got one of dtype {p.dtype}")
 
 
+def _check_fused(fused: Any, foreach: bool | None) -> bool | None:
+    if fused is not None and not isinstance(fused, bool):
+        raise ValueError(f"fused must be True, False or None; got {fused!r}")
+    if fused and foreach:
+        raise ValueError("fused and foreach cannot both be True; choose one implementation")
+    return fused
+
+
+_FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _use_fused(fused: bool | None, foreach: bool | None, p: Tensor) -> bool:
+    """Whether a bucket of parameters like ``p`` takes the fused kernel.
+
+    ``fused=None`` (the default) means: yes when torch has a fused Adam kernel for ``p``'s device and
+    dtype and ``foreach`` was not asked for explicitly (``foreach=True`` or ``False`` picks that code).
+    """
+    supported = hasattr(torch, "_fused_adam_") and p.device.type in ("cpu", "cuda") and p.dtype in _FUSED_DTYPES
+    if fused is None:
+        return foreach is None and supported
+    if fused and not supported:
+        raise ValueError(f"fused=True needs float parameters on the CPU or a CUDA device; got {p.dtype} on {p.device}")
+    return fused
+
+
 def _new_step() -> Tensor:
     # The same representation as torch's Adam (a float32 scalar on the CPU), so state dicts match.
     return torch.zeros((), dtype=torch.float32)
@@ -251,6 +276,8 @@ class GradientDescent(torch.optim.Optimizer):
             group["lr"] = check_positive_float("lr", group["lr"])
             group["schedule"] = _check_schedule(group["schedule"], group["lr"], group["schedule_kw"])
             _check_foreach(group["foreach"])
+            group.setdefault("fused", None)
+            _check_fused(group["fused"], group["foreach"])
             _check_real_params([group])
         except ValueError:
             self.param_groups.pop()
@@ -369,12 +396,14 @@ class Adam(torch.optim.Optimizer):
         eps: float = 1e-8,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         lr = check_positive_float("lr", lr)
         betas = _check_betas(betas)
         eps = check_positive_float("eps", eps)
         foreach = _check_foreach(foreach)
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, foreach=foreach))
+        fused = _check_fused(fused, foreach)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, foreach=foreach, fused=fused))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a param group (see :meth:`torch.optim.Optimizer.add_param_group`), checking its settings."""
@@ -385,6 +414,8 @@ class Adam(torch.optim.Optimizer):
             group["betas"] = _check_betas(group["betas"])
             group["eps"] = check_positive_float("eps", group["eps"])
             _check_foreach(group["foreach"])
+            group.setdefault("fused", None)
+            _check_fused(group["fused"], group["foreach"])
             _check_real_params([group])
         except ValueError:
             self.param_groups.pop()
@@ -461,6 +492,31 @@ class Adam(torch.optim.Optimizer):
                 # Algorithm 1, line 11
                 p.addcdiv_(m, denom, value=a)
 
+    @staticmethod
+    def fused_step(
+        params: list[Tensor],
+        grads: list[Tensor],
+        exp_avgs: list[Tensor],
+        exp_avg_sqs: list[Tensor],
+        steps: list[Tensor],
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+    ) -> None:
+        r"""Lines 5-11 of Algorithm 1 for all ``params`` at once, with ``torch._fused_adam_``.
+
+        The same update as :meth:`update_moments`, :meth:`bias_correction` and :meth:`update_params`
+        (the tests compare the two to within float32 rounding), done in one pass over each tensor
+        instead of five: this is the training loop's fast path.
+        """
+        # Algorithm 1, line 5
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            params, grads, exp_avgs, exp_avg_sqs, [], steps,
+            amsgrad=False, lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, maximize=False,
+        )
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Do one iteration of the loop of Algorithm 1 with the gradients in ``p.grad``; return ``closure()`` if given."""
@@ -490,6 +546,14 @@ class Adam(torch.optim.Optimizer):
             foreach = group["foreach"] is not False
             keys = [(p.device, p.dtype) for p in params]
             for ps, gs, ms, vs, ts in _buckets(keys, params, grads, exp_avgs, exp_avg_sqs, steps).values():
+                if _use_fused(group["fused"], group["foreach"], ps[0]):
+                    if ts[0].device != ps[0].device:  # the CUDA kernel wants its step counts on the device
+                        for p in ps:
+                            self.state[p]["step"] = self.state[p]["step"].to(p.device)
+                        ts = [self.state[p]["step"] for p in ps]
+                    # Algorithm 1, lines 5-11 in one vectorised kernel per tensor (torch's fused Adam)
+                    self.fused_step(ps, gs, ms, vs, ts, group["lr"], beta1, beta2, group["eps"])
+                    continue
                 # Algorithm 1, line 5
                 if foreach:
                     torch._foreach_add_(ts, 1)

@@ -15,6 +15,7 @@ Thesis: Algorithm 2.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,28 @@ def seed_everything(seed: int) -> None:
     """Seed torch's global generators (CPU and CUDA) and ask for deterministic kernels."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def choose_threads(cpus: int | None = None, load: float | None = None) -> int:
+    """The number of CPU threads to train with: the free CPUs, at least one.
+
+    ``cpus`` defaults to the CPUs this process may run on, ``load`` to the one-minute load average
+    (processes already running). The rule follows ``benchmarks/train_speed.py`` on this project's
+    2-vCPU machine: on an idle machine two threads beat one for all three benchmark models (1.45x
+    for the thesis AE), but next to another busy process two threads were 25x slower than one, since
+    torch's threads wait for each other at every operation. So: one thread per CPU nobody else uses.
+
+    Results depend on the thread count in the last bits (GEMM blocking), so a run that must be
+    bit-reproducible should fix it; checkpoints record the count they were trained with.
+    """
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    check_positive_int("cpus", cpus)
+    if isinstance(load, bool) or not isinstance(load, (int, float)) or not load >= 0:
+        raise ValueError(f"load must be a non-negative number (a load average); got {load!r}")
+    return max(1, cpus - int(round(load)))
 
 
 def epoch_permutation(n: int, seed: int, epoch: int, device: str | torch.device = "cpu") -> Tensor:
@@ -182,7 +205,7 @@ def fit(
     return history
 
 
-def make_objective(loss: str, beta: float = 1.0, binarize: bool = False) -> Objective:
+def make_objective(loss: str, beta: float = 1.0, binarize: bool = False, iw_samples: int = 1) -> Objective:
     """The objective that a :class:`~thesis_lib.config.TrainConfig`'s ``loss`` names.
 
     With ``binarize`` every batch is replaced by Bernoulli draws with the pixel values as
@@ -190,8 +213,14 @@ def make_objective(loss: str, beta: float = 1.0, binarize: bool = False) -> Obje
     """
     from thesis_lib.validation import check_choice
 
-    check_choice("loss", loss, ("mse", "bce", "elbo"))
-    if loss == "elbo":
+    check_choice("loss", loss, ("mse", "bce", "elbo", "iwae"))
+    if loss == "iwae":
+        from thesis_lib.vae import iwae_objective
+
+        if beta != 1.0:
+            raise ValueError(f"beta must be 1.0 for loss 'iwae' (the bound has no KL weight); got {beta!r}")
+        base = iwae_objective(k=iw_samples)
+    elif loss == "elbo":
         from thesis_lib.vae import elbo_objective
 
         base = elbo_objective(beta=beta)

@@ -268,17 +268,50 @@ def importance_sampled_nll(
     check_positive_int("k", k)
     check_positive_int("chunk", chunk)
     mu, logvar = model.encode(x)  # (B, L) each
-    std = torch.exp(0.5 * logvar)
     chunk_lse: list[Tensor] = []
     done = 0
     while done < k:
         c = min(chunk, k - done)
-        eps = torch.randn((c, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)  # (c, B, L)
-        z = mu + std * eps
-        log_pxz = model.log_likelihood(x, z)  # (c, B)
-        log_pz = -0.5 * (z.pow(2) + _LOG_2PI).sum(dim=-1)  # (c, B)
-        log_qz = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(dim=-1)  # (c, B)
-        chunk_lse.append(torch.logsumexp(log_pxz + log_pz - log_qz, dim=0))  # (B,)
+        chunk_lse.append(torch.logsumexp(_log_weights(model, x, mu, logvar, c, generator), dim=0))  # (B,)
         done += c
     # Burda et al. (2015), Section 3: -log((1/k) sum_i w_i)
     return -(torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(k))
+
+
+def _log_weights(
+    model: VAE, x: Tensor, mu: Tensor, logvar: Tensor, k: int, generator: torch.Generator | None
+) -> Tensor:
+    r"""$\log w_i = \log p(x|z_i) + \log p(z_i) - \log q(z_i|x)$ for $k$ reparameterised $z_i \sim q(z|x)$: ``(k, B)``."""
+    eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)  # (k, B, L)
+    z = mu + torch.exp(0.5 * logvar) * eps
+    log_pxz = model.log_likelihood(x, z)  # (k, B)
+    log_pz = -0.5 * (z.pow(2) + _LOG_2PI).sum(dim=-1)  # (k, B)
+    log_qz = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(dim=-1)  # (k, B)
+    return log_pxz + log_pz - log_qz
+
+
+def negative_iwae_bound(model: VAE, x: Tensor, k: int = 5, generator: torch.Generator | None = None) -> Tensor:
+    r"""The importance-weighted bound of Burda et al. (2015), negated: $-\lograc1k\sum_{i=1}^k w_i$, per example.
+
+    Thesis: Section 3.1 (unfinished); Burda et al. (2015), Eq. (8).
+
+    ``(B,)``, nats, differentiable (the $z_i$ are reparameterised), so it can be trained on (the IWAE).
+    In expectation it lies between $-\log p(x)$ and the negative ELBO, and falls towards $-\log p(x)$
+    as $k$ grows (Burda et al., Theorem 1); ``k = 1`` is the ELBO with the KL term estimated by the
+    same sample instead of in closed form. Training on it gives the decoder credit for samples $q$
+    places badly, which is how the IWAE improves on the VAE's likelihood.
+    """
+    _check_model(model)
+    check_positive_int("k", k)
+    mu, logvar = model.encode(x)
+    return -(torch.logsumexp(_log_weights(model, x, mu, logvar, k, generator), dim=0) - math.log(k))
+
+
+def iwae_objective(k: int = 5, generator: torch.Generator | None = None) -> Callable[..., Tensor]:
+    """Objective ``(model, x, y=None) -> (B,)`` for the training loop: :func:`negative_iwae_bound` with ``k`` samples."""
+    check_positive_int("k", k)
+
+    def objective(model: nn.Module, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return negative_iwae_bound(model, x, k=k, generator=generator)
+
+    return objective

@@ -12,7 +12,7 @@ in this one process and on the same MNIST files:
 and prints seconds per epoch and images per second (median of several epochs after a warm-up), the
 ratios, the peak resident memory of each variant, and the share of the machine's matrix-multiply bound:
 it counts each model's floating-point operations per epoch (every linear and convolution layer, forward
-and backward: three GEMMs per layer) and times fp32 ``torch.mm`` at exactly those GEMM shapes.
+and backward: three GEMMs per layer, two for a layer fed the data, whose input gradient nobody needs) and times fp32 ``torch.mm`` at exactly those GEMM shapes.
 
 Run ``make benchmark`` (or ``.venv/bin/python benchmarks/train_speed.py --help``). The table is written to
 ``benchmarks/RESULTS.md``, which the book's benchmark appendix includes.
@@ -117,7 +117,7 @@ def bare_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> l
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         for idx in epoch_permutation(len(x), 0, epoch).split(case.batch_size):
-            loss = objective(model, x[idx], None).mean()
+            loss = objective(model, x.index_select(0, idx), None).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -131,31 +131,65 @@ def library_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -
     return history["seconds"]
 
 
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::mkldnn_convolution", "aten::convolution_backward")
+
+
+def gemm_share_of_step(case: Case, model: nn.Module, x: torch.Tensor, steps: int = 30) -> float:
+    """Fraction of ``steps`` training steps of :func:`fit`'s kind spent in matrix-multiply and convolution
+    kernels, by torch's profiler (self CPU time of the ops in :data:`GEMM_OPS` over the total).
+
+    It tells how far the rest (activations, losses, Adam, autograd's bookkeeping) keeps the loop from the
+    bound, and how much slower the GEMMs run inside a training step than in the bound's warm loop.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    objective = make_objective(case.loss)
+    opt = make_optimizer("adam", model.parameters(), lr=case.lr)
+    batches = epoch_permutation(len(x), 0, 1).split(case.batch_size)
+
+    def run(idxs):
+        for idx in idxs:
+            loss = objective(model, x.index_select(0, idx), None).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    run(batches[:5])  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run(batches[5 : 5 + steps])
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM_OPS)
+    return gemm / total
+
+
 # ------------------------------------------------------------------------------------ the FLOP bound
-def gemm_shapes(model: nn.Module, example: torch.Tensor) -> list[tuple[int, int, int]]:
-    """(m, k, n) of every forward GEMM of one batch: linear layers and convolutions (as im2col GEMMs)."""
-    shapes: list[tuple[int, int, int]] = []
+def gemm_shapes(model: nn.Module, example: torch.Tensor) -> list[tuple[int, int, int, bool]]:
+    """(m, k, n, input_needs_grad) of every forward GEMM of one batch: linear layers and convolutions
+    (as im2col GEMMs). ``input_needs_grad`` is false for a layer applied to the data itself, whose
+    input gradient no training loop computes."""
+    shapes: list[tuple[int, int, int, bool]] = []
 
     def hook(module, inputs, output):
         inp = inputs[0]
+        needs = bool(inp.requires_grad)
         if isinstance(module, nn.Conv2d):
             b, cout, ho, wo = output.shape
             cin, k = module.in_channels, module.kernel_size[0] * module.kernel_size[1]
-            shapes.append((b * ho * wo, cin * k, cout))
+            shapes.append((b * ho * wo, cin * k, cout, needs))
         elif isinstance(module, nn.ConvTranspose2d):
             b, cin, hi, wi = inp.shape  # its forward is a convolution's input gradient
             k = module.kernel_size[0] * module.kernel_size[1]
-            shapes.append((b * hi * wi, cin, module.out_channels * k))
+            shapes.append((b * hi * wi, cin, module.out_channels * k, needs))
         else:  # nn.Linear, thesis_lib's PhiLayer: a weight (out, in) of its own applied to (B, in)
-            shapes.append((inp.shape[0], module.weight.shape[1], module.weight.shape[0]))
+            shapes.append((inp.shape[0], module.weight.shape[1], module.weight.shape[0], needs))
 
     def has_gemm(m: nn.Module) -> bool:
         w = m._parameters.get("weight")
         return isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) or (w is not None and w.dim() == 2)
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if has_gemm(m)]
-    with torch.no_grad():
-        model(example)
+    model(example)  # with autograd on, so that requires_grad tells which inputs get a gradient
     for h in handles:
         h.remove()
     if not shapes:
@@ -163,16 +197,17 @@ def gemm_shapes(model: nn.Module, example: torch.Tensor) -> list[tuple[int, int,
     return shapes
 
 
-def matmul_bound(shapes: list[tuple[int, int, int]], reps: int = 20) -> tuple[float, float]:
+def matmul_bound(shapes: list[tuple[int, int, int, bool]], reps: int = 20) -> tuple[float, float]:
     """(FLOPs, seconds) of one batch's forward and backward GEMMs, timed with fp32 torch.mm.
 
-    Each forward GEMM (m,k)@(k,n) has two backward GEMMs of the same size (input and weight gradients).
+    Each forward GEMM (m,k)@(k,n) has a backward GEMM of the same size for the weight gradient, and
+    another for the input gradient unless the input is the data (the first layer), which needs none.
     """
     flops, seconds = 0.0, 0.0
-    for m, k, n in shapes:
+    for m, k, n, needs_input_grad in shapes:
         a, b = torch.randn(m, k), torch.randn(k, n)
         g = torch.randn(m, n)
-        ops = [(a, b), (g, b.t()), (a.t(), g)]
+        ops = [(a, b), (a.t(), g)] + ([(g, b.t())] if needs_input_grad else [])
         for x, y in ops:
             torch.mm(x, y)  # warm-up
         best = math.inf
@@ -182,7 +217,7 @@ def matmul_bound(shapes: list[tuple[int, int, int]], reps: int = 20) -> tuple[fl
                 for x, y in ops:
                     torch.mm(x, y)
             best = min(best, (time.perf_counter() - t0) / reps)
-        flops += 3 * 2.0 * m * k * n
+        flops += len(ops) * 2.0 * m * k * n
         seconds += best
     return flops, seconds
 
@@ -209,7 +244,8 @@ def run_case(case: Case, x_flat: torch.Tensor, root: Path, epochs: int, threads:
                   "thesis_lib": lambda: library_epochs(case, model, x, epochs + 1)}[variant]
         times = runner()[1:]  # drop the warm-up epoch
         sec = statistics.median(times)
-        rows.append({"model": case.name, "variant": variant, "threads": t, "sec": sec, "img_s": n / sec,
+        gemm_share = gemm_share_of_step(case, model, x) if variant == "thesis_lib" else float("nan")
+        rows.append({"model": case.name, "variant": variant, "threads": t, "sec": sec, "img_s": n / sec, "gemm_share": gemm_share,
                      "peak_mib": peak_rss_mib(), "flops_epoch": flops_epoch, "bound_epoch": bound_epoch,
                      "bound_gflops": flops_epoch / bound_epoch / 1e9, "gflops": flops_epoch / sec / 1e9})
         print(f"  {case.name:30s} {variant:10s} threads={t}  {sec:7.3f} s/epoch", file=sys.stderr, flush=True)
@@ -218,8 +254,8 @@ def run_case(case: Case, x_flat: torch.Tensor, root: Path, epochs: int, threads:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| model | loop | threads | s / epoch | images / s | vs reference | loop overhead vs bare | peak RSS (MiB) | GFLOP/s | matmul bound GFLOP/s | share of bound |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | loop | threads | s / epoch | images / s | vs reference | loop overhead vs bare | peak RSS (MiB) | GFLOP/s | matmul bound GFLOP/s | share of bound | time in GEMMs |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         ref = next(q for q in rows if q["model"] == r["model"] and q["variant"] == "reference" and q["threads"] == r["threads"])
@@ -228,7 +264,8 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['model']} | {r['variant']} | {r['threads']} | {r['sec']:.3f} | {r['img_s']:,.0f} | "
             f"{ref['sec'] / r['sec']:.2f}x | {overhead} | {r['peak_mib']:.0f} | {r['gflops']:.1f} | "
-            f"{r['bound_gflops']:.1f} | {100 * r['bound_epoch'] / r['sec']:.0f}% |"
+            f"{r['bound_gflops']:.1f} | {100 * r['bound_epoch'] / r['sec']:.0f}% | "
+            + (f"{100 * r['gemm_share']:.0f}% |" if math.isfinite(r["gemm_share"]) else " |")
         )
     return "\n".join(lines)
 
@@ -270,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         + (f"**{args.load} busy single-thread process(es) ran beside the timings**. " if args.load else "no other work ran. ")
         + "Adam is thesis_lib's (fused kernel) in `bare` and `thesis_lib`, `torch.optim.Adam` (default settings) in `reference`. "
         "`vs reference` is the speed-up over the DataLoader loop at the same thread count; `share of bound` is the time fp32 `torch.mm` "
-        "needs for the model's GEMMs divided by the measured epoch time."
+        "needs for the model's GEMMs divided by the measured epoch time; `time in GEMMs` is the share of a training step's "
+        "CPU time that torch's profiler finds in matrix-multiply and convolution kernels (30 steps after 5 warm-up steps)."
     )
     text = header + "\n\n" + table(rows) + "\n"
     print(text)

@@ -12,7 +12,14 @@ import torch
 from scipy import stats
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from thesis_lib.metrics import anomaly_scores, average_ranks, latent_grid_decomposition, roc_auc, roc_curve
+from thesis_lib.metrics import (
+    anomaly_scores,
+    average_ranks,
+    latent_activity,
+    latent_grid_decomposition,
+    roc_auc,
+    roc_curve,
+)
 from thesis_lib.vae import VAE, elbo_terms, negative_elbo
 
 
@@ -243,3 +250,19 @@ def test_dataset_nll_is_importance_sampled_nll_in_batches():
     torch.testing.assert_close(dataset_nll(model, x, k=30, batch_size=4, chunk=7, generator=_gen(17)), want)
     # a tighter bound than the ELBO: the mean over many images lies below the mean negative ELBO
     assert dataset_nll(model, x, k=200, generator=_gen(18)).mean() < anomaly_scores(model, x, 200, _gen(19)).mean()
+
+
+def test_latent_activity_is_the_variance_of_the_encoder_mean_and_finds_a_dead_unit():
+    torch.manual_seed(0)
+    model = VAE(input_dim=12, hidden=(8,), latent_dim=4)
+    with torch.no_grad():  # unit 2's mean ignores the input: a dead unit
+        model.fc_mu.weight[2].zero_()
+    x = torch.rand(50, 12, generator=torch.Generator().manual_seed(1))
+    act = latent_activity(model, x, batch_size=7)
+    mu = model.encode(x)[0].detach().numpy().astype(np.float64)
+    np.testing.assert_allclose(act.numpy(), mu.var(axis=0), rtol=1e-6, atol=1e-12)  # numpy's population variance
+    assert act.shape == (4,) and act[2].item() == 0.0 and (act[[0, 1, 3]] > 0).all()
+    with pytest.raises(ValueError, match="at least two images"):
+        latent_activity(model, x[:1])
+    with pytest.raises(ValueError, match="model must be a thesis_lib.vae.VAE"):
+        latent_activity(torch.nn.Linear(2, 2), x)

@@ -180,6 +180,26 @@ def dataset_nll(
 
 
 # --------------------------------------------------------------------------- exact 2-d evidence
+@torch.no_grad()
+def latent_activity(model: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
+    r"""Per latent unit $u$, the activity $A_u = \operatorname{Var}_xig(\mathbb E_{q(z|x)}[z_u]ig)$ over the images ``x``: ``(L,)``.
+
+    Burda et al. (2016), Section 5.2: a unit whose encoder mean barely moves with the input carries no
+    information about it (its $q(z_u|x)$ stays at the prior, and the decoder ignores it); they call a
+    unit active when $A_u > 10^{-2}$. Count them with ``(latent_activity(model, x) > 1e-2).sum()``.
+    The variance is the population variance (divided by the number of images).
+    """
+    _check_vae(model)
+    batch_size = check_positive_int("batch_size", batch_size)
+    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] < 2:
+        raise ValueError(f"x must be a batch of at least two images (B, ...); got {getattr(x, 'shape', x)}")
+    was_training = model.training
+    model.eval()
+    mu = torch.cat([model.encode(xb)[0] for xb in x.split(batch_size)]).double()  # (N, L)
+    model.train(was_training)
+    return mu.var(dim=0, unbiased=False)
+
+
 def _log_joint_and_grad(model: nn.Module, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
     r"""$\log p(x|z) + \log p(z)$ (without the constant of the prior) and its gradient in $z$, ``(B,)``, ``(B, d)``.
 

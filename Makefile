@@ -64,6 +64,7 @@ test: unit nbval quick-chapters browser
 
 benchmark: data
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/train_speed.py --epochs 2 --models "thesis AE" --load 1 --output benchmarks/RESULTS_load.md
 
 clean:
 	rm -rf book/_build

@@ -76,9 +76,10 @@ def choose_threads(cpus: int | None = None, load: float | None = None) -> int:
 
     ``cpus`` defaults to the CPUs this process may run on, ``load`` to the one-minute load average
     (processes already running). The rule follows ``benchmarks/train_speed.py`` on this project's
-    2-vCPU machine: on an idle machine two threads beat one for all three benchmark models (1.45x
-    for the thesis AE), but next to another busy process two threads were 25x slower than one, since
-    torch's threads wait for each other at every operation. So: one thread per CPU nobody else uses.
+    2-vCPU machine: on an idle machine two threads beat one for all three benchmark models (1.56x
+    for the thesis AE), but next to one busy process two threads were 10 to 15 times slower than one,
+    since torch's threads wait for each other at every operation (``benchmarks/RESULTS_load.md``).
+    So: one thread per CPU that nobody else uses.
 
     Results depend on the thread count in the last bits (GEMM blocking), so a run that must be
     bit-reproducible should fix it; checkpoints record the count they were trained with.

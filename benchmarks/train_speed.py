@@ -6,7 +6,8 @@ in this one process and on the same MNIST files:
 - ``reference``: ``torchvision.datasets.MNIST`` with ``ToTensor``, a shuffling ``DataLoader`` and the
   usual loop with ``torch.optim.Adam`` (the pytorch/examples VAE style);
 - ``bare``: the whole training set as one tensor, a random permutation cut into batches, forward,
-  backward and step with nothing else (the floor a training loop can reach);
+  backward and step with nothing else, under the same CPU setting as ``fit`` (subnormal floats
+  flushed to zero): the floor a training loop can reach;
 - ``thesis_lib``: :func:`thesis_lib.training.fit` with the library's Adam (Algorithm 1);
 
 and prints seconds per epoch and images per second (median of several epochs after a warm-up), the
@@ -39,7 +40,7 @@ from thesis_lib import data
 from thesis_lib.config import ModelSpec, default_data_dir
 from thesis_lib.models import build_model
 from thesis_lib.optimizers import make_optimizer
-from thesis_lib.training import epoch_permutation, fit, make_objective
+from thesis_lib.training import epoch_permutation, fit, flush_denormals, make_objective
 
 HERE = Path(__file__).resolve().parent
 BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(256, 256)\nwhile True:\n    a = torch.tanh(a @ a)"
@@ -114,14 +115,15 @@ def bare_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> l
     opt = make_optimizer("adam", model.parameters(), lr=case.lr)
     times = []
     model.train()
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        for idx in epoch_permutation(len(x), 0, epoch).split(case.batch_size):
-            loss = objective(model, x.index_select(0, idx), None).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        times.append(time.perf_counter() - t0)
+    with flush_denormals():  # as fit does: a setting of the CPU, not work of the loop
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            for idx in epoch_permutation(len(x), 0, epoch).split(case.batch_size):
+                loss = objective(model, x.index_select(0, idx), None).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            times.append(time.perf_counter() - t0)
     return times
 
 
@@ -154,9 +156,10 @@ def gemm_share_of_step(case: Case, model: nn.Module, x: torch.Tensor, steps: int
             loss.backward()
             opt.step()
 
-    run(batches[:5])  # warm-up
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        run(batches[5 : 5 + steps])
+    with flush_denormals():  # as fit trains
+        run(batches[:5])  # warm-up
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            run(batches[5 : 5 + steps])
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM_OPS)

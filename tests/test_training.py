@@ -175,3 +175,40 @@ def test_choose_threads_takes_the_free_cpus():
         choose_threads(cpus=0, load=0.0)
     with pytest.raises(ValueError, match="load must be a non-negative number"):
         choose_threads(cpus=2, load=-1.0)
+
+
+def test_flush_denormals_flushes_inside_and_restores_the_mode():
+    from thesis_lib.training import flush_denormals, flushing_denormals
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormal floats")
+    sub = torch.tensor([1e-39], dtype=torch.float32)
+    assert not flushing_denormals() and (sub * 1.0).item() != 0.0
+    with flush_denormals():
+        assert flushing_denormals() and (sub * 1.0).item() == 0.0
+    assert not flushing_denormals()
+    torch.set_flush_denormal(True)  # a caller that flushes already keeps flushing
+    try:
+        with flush_denormals():
+            pass
+        assert flushing_denormals()
+    finally:
+        torch.set_flush_denormal(False)
+    with pytest.raises(RuntimeError):  # restored on an error too
+        with flush_denormals():
+            raise RuntimeError("boom")
+    assert not flushing_denormals()
+
+
+def test_fit_trains_with_denormals_flushed_and_restores_the_mode():
+    from thesis_lib.training import flushing_denormals
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormal floats")
+    seen = []
+    model = nn.Linear(4, 4)
+    x = torch.rand(16, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    fit(model, lambda m, xb, yb: (m(xb) - xb).pow(2).sum(1), opt, x, epochs=2, batch_size=8, progress=False,
+        on_epoch_end=lambda e, h: seen.append(flushing_denormals()))
+    assert seen == [True, True] and not flushing_denormals()

@@ -109,6 +109,15 @@ def reference_epochs(case: Case, model: nn.Module, root: Path, epochs: int) -> l
     return times
 
 
+def bare_steps(model: nn.Module, objective, opt: torch.optim.Optimizer, x: torch.Tensor, batches) -> None:
+    """Forward, backward and step for each batch of indices into ``x``, nothing else."""
+    for idx in batches:
+        loss = objective(model, x.index_select(0, idx), None).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
 def bare_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:
     """Forward, backward and step over in-memory batches, nothing else (the same objective and optimiser)."""
     objective = make_objective(case.loss)
@@ -118,11 +127,7 @@ def bare_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> l
     with flush_denormals():  # as fit does: a setting of the CPU, not work of the loop
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            for idx in epoch_permutation(len(x), 0, epoch).split(case.batch_size):
-                loss = objective(model, x.index_select(0, idx), None).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            bare_steps(model, objective, opt, x, epoch_permutation(len(x), 0, epoch).split(case.batch_size))
             times.append(time.perf_counter() - t0)
     return times
 
@@ -148,18 +153,10 @@ def gemm_share_of_step(case: Case, model: nn.Module, x: torch.Tensor, steps: int
     objective = make_objective(case.loss)
     opt = make_optimizer("adam", model.parameters(), lr=case.lr)
     batches = epoch_permutation(len(x), 0, 1).split(case.batch_size)
-
-    def run(idxs):
-        for idx in idxs:
-            loss = objective(model, x.index_select(0, idx), None).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
     with flush_denormals():  # as fit trains
-        run(batches[:5])  # warm-up
+        bare_steps(model, objective, opt, x, batches[:5])  # warm-up
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            run(batches[5 : 5 + steps])
+            bare_steps(model, objective, opt, x, batches[5 : 5 + steps])
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM_OPS)

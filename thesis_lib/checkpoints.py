@@ -100,8 +100,9 @@ class TrainResult:
     trained: bool  # False when everything came from the checkpoint
 
 
-def _init_source(init: str | os.PathLike, spec: ModelSpec) -> dict[str, Any]:
-    """What a warm start records of its starting checkpoint: file name, SHA-256, epochs, train config."""
+def _init_source(init: str | os.PathLike, spec: ModelSpec) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """A warm start's starting checkpoint: what it records of it (file name, SHA-256, epochs, train
+    config), and its weights."""
     path = Path(init)
     if not path.is_file():
         raise FileNotFoundError(f"init must be an existing checkpoint to start from; no file at {path} (train it first)")
@@ -110,12 +111,13 @@ def _init_source(init: str | os.PathLike, spec: ModelSpec) -> dict[str, Any]:
         raise CheckpointMismatchError(
             f"init {path} holds another architecture: {parent['model_spec']}, asked for {spec.to_dict()}"
         )
-    return {
+    record = {
         "file": path.name,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "epoch": int(parent["epoch"]),
         "train_config": dict(parent["train_config"]),
     }
+    return record, parent["model"]
 
 
 def _provenance(device: str, wall: float, history: History) -> dict[str, Any]:
@@ -167,7 +169,7 @@ def train_or_load(
     if path is not None and Path(path).is_file() and not retrain:
         ckpt = load_checkpoint(path, map_location=device)
         check_matches(ckpt, spec, config, path)
-    init_from = _init_source(init, spec) if init is not None else None
+    init_from, init_weights = _init_source(init, spec) if init is not None else (None, None)
     if ckpt is not None and ckpt.get("init_from", {}).get("sha256") != (init_from or {}).get("sha256"):
         raise CheckpointMismatchError(
             f"{path} was trained from the weights {ckpt.get('init_from')}, asked for {init_from}; retrain it"
@@ -192,7 +194,7 @@ def train_or_load(
         history.truncate(start)
         torch.set_rng_state(ckpt["rng_state"])
     elif init_from is not None:
-        model.load_state_dict(load_checkpoint(init, map_location=device)["model"])
+        model.load_state_dict(init_weights)
     if config.exclude_class >= 0:
         if y_train is None:
             raise ValueError("exclude_class needs the training labels: pass y_train")

@@ -6,14 +6,15 @@ in this one process and on the same MNIST files:
 - ``reference``: ``torchvision.datasets.MNIST`` with ``ToTensor``, a shuffling ``DataLoader`` and the
   usual loop with ``torch.optim.Adam`` (the pytorch/examples VAE style);
 - ``bare``: the whole training set as one tensor, a random permutation cut into batches, forward,
-  backward and step with nothing else, under the same CPU setting as ``fit`` (subnormal floats
-  flushed to zero): the floor a training loop can reach;
+  backward and step with nothing else, under the same CPU settings as ``fit`` (subnormal floats
+  flushed to zero, freed memory kept): the floor a training loop can reach;
 - ``thesis_lib``: :func:`thesis_lib.training.fit` with the library's Adam (Algorithm 1);
 
-and prints seconds per epoch and images per second (median of several epochs after a warm-up), the
-ratios, the peak resident memory of each variant, and the share of the machine's matrix-multiply bound:
+each in a fresh process (``fit`` changes process-wide settings of the CPU and the allocator, which
+must not leak into the reference), and prints seconds per epoch and images per second (median of
+several epochs after a warm-up), the ratios, the peak resident memory of each variant, and the share of the machine's matrix-multiply bound:
 it counts each model's floating-point operations per epoch (every linear and convolution layer, forward
-and backward: three GEMMs per layer, two for a layer fed the data, whose input gradient nobody needs) and times fp32 ``torch.mm`` at exactly those GEMM shapes.
+and backward: three GEMMs per layer, two for a layer fed the data, whose input gradient nobody needs) and times fp32 ``torch.mm`` at exactly those GEMM shapes, with all of the machine's cores.
 
 Run ``make benchmark`` (or ``.venv/bin/python benchmarks/train_speed.py --help``). The table is written to
 ``benchmarks/RESULTS.md``, which the book's benchmark appendix includes.
@@ -22,6 +23,7 @@ Run ``make benchmark`` (or ``.venv/bin/python benchmarks/train_speed.py --help``
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -40,7 +42,8 @@ from thesis_lib import data
 from thesis_lib.config import ModelSpec, default_data_dir
 from thesis_lib.models import build_model
 from thesis_lib.optimizers import make_optimizer
-from thesis_lib.training import epoch_permutation, fit, flush_denormals, make_objective
+from thesis_lib.cpu import settings_for_training
+from thesis_lib.training import epoch_permutation, fit, make_objective
 
 HERE = Path(__file__).resolve().parent
 BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(256, 256)\nwhile True:\n    a = torch.tanh(a @ a)"
@@ -124,7 +127,7 @@ def bare_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> l
     opt = make_optimizer("adam", model.parameters(), lr=case.lr)
     times = []
     model.train()
-    with flush_denormals():  # as fit does: a setting of the CPU, not work of the loop
+    with settings_for_training():  # as fit does: settings of the CPU, not work of the loop
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             bare_steps(model, objective, opt, x, epoch_permutation(len(x), 0, epoch).split(case.batch_size))
@@ -141,7 +144,7 @@ def library_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -
 GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::mkldnn_convolution", "aten::convolution_backward")
 
 
-def gemm_share_of_step(case: Case, model: nn.Module, x: torch.Tensor, steps: int = 30) -> float:
+def gemm_share_of_step(case: Case, model: nn.Module, x: torch.Tensor, steps: int = 100) -> float:
     """Fraction of ``steps`` training steps of :func:`fit`'s kind spent in matrix-multiply and convolution
     kernels, by torch's profiler (self CPU time of the ops in :data:`GEMM_OPS` over the total).
 
@@ -153,7 +156,7 @@ def gemm_share_of_step(case: Case, model: nn.Module, x: torch.Tensor, steps: int
     objective = make_objective(case.loss)
     opt = make_optimizer("adam", model.parameters(), lr=case.lr)
     batches = epoch_permutation(len(x), 0, 1).split(case.batch_size)
-    with flush_denormals():  # as fit trains
+    with settings_for_training():  # as fit trains
         bare_steps(model, objective, opt, x, batches[:5])  # warm-up
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             bare_steps(model, objective, opt, x, batches[5 : 5 + steps])
@@ -223,32 +226,53 @@ def matmul_bound(shapes: list[tuple[int, int, int, bool]], reps: int = 20) -> tu
 
 
 # ------------------------------------------------------------------------------------------- driver
-def run_case(case: Case, x_flat: torch.Tensor, root: Path, epochs: int, threads: list[int]) -> list[dict]:
-    rows = []
-    x = x_flat if case.flat else x_flat.view(-1, 1, 28, 28)
-    n = len(x)
+def measure_variant(case: Case, variant: str, threads: int, root: Path, epochs: int) -> dict:
+    """Time one loop of one model at one thread count, in this process (see :func:`run_isolated`)."""
+    torch.set_num_threads(threads)
+    x, _ = data.load("mnist", "train", root)
+    x = x if case.flat else x.view(-1, 1, 28, 28)
     torch.manual_seed(0)
-    probe = build_model(case.spec)
-    shapes = gemm_shapes(probe, x[: case.batch_size])
+    model = build_model(case.spec)
+    reset_peak_rss()
+    runner = {"reference": lambda: reference_epochs(case, model, root, epochs + 1),
+              "bare": lambda: bare_epochs(case, model, x, epochs + 1),
+              "thesis_lib": lambda: library_epochs(case, model, x, epochs + 1)}[variant]
+    sec = statistics.median(runner()[1:])  # drop the warm-up epoch
+    peak = peak_rss_mib()
+    gemm_share = gemm_share_of_step(case, model, x) if variant == "thesis_lib" else float("nan")
+    return {"model": case.name, "variant": variant, "threads": threads, "sec": sec, "img_s": len(x) / sec,
+            "gemm_share": gemm_share, "peak_mib": peak}
+
+
+def run_isolated(case: Case, variant: str, threads: int, root: Path, epochs: int) -> dict:
+    """:func:`measure_variant` in a fresh Python process, so that no variant inherits another's
+    process-wide settings (``fit``'s allocator setting is one-way) or its peak memory."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", case.name, variant, str(threads),
+           "--epochs", str(epochs), "--data-dir", str(root)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{case.name} / {variant} / {threads} threads failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_case(case: Case, x_flat: torch.Tensor, root: Path, epochs: int, threads: list[int]) -> list[dict]:
+    """Every variant of ``case`` at every thread count, each in its own process, and the matmul bound
+    (measured here, with all of the machine's cores)."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    x = x_flat if case.flat else x_flat.view(-1, 1, 28, 28)
+    torch.manual_seed(0)
+    shapes = gemm_shapes(build_model(case.spec), x[: case.batch_size])
     flops_batch, bound_batch = matmul_bound(shapes)
-    batches = n / case.batch_size
+    batches = len(x) / case.batch_size
     flops_epoch, bound_epoch = flops_batch * batches, bound_batch * batches
-    variants = [("reference", t) for t in threads] + [("bare", t) for t in threads] + [("thesis_lib", t) for t in threads]
-    for variant, t in variants:
-        torch.set_num_threads(t)
-        torch.manual_seed(0)
-        model = build_model(case.spec)
-        reset_peak_rss()
-        runner = {"reference": lambda: reference_epochs(case, model, root, epochs + 1),
-                  "bare": lambda: bare_epochs(case, model, x, epochs + 1),
-                  "thesis_lib": lambda: library_epochs(case, model, x, epochs + 1)}[variant]
-        times = runner()[1:]  # drop the warm-up epoch
-        sec = statistics.median(times)
-        gemm_share = gemm_share_of_step(case, model, x) if variant == "thesis_lib" else float("nan")
-        rows.append({"model": case.name, "variant": variant, "threads": t, "sec": sec, "img_s": n / sec, "gemm_share": gemm_share,
-                     "peak_mib": peak_rss_mib(), "flops_epoch": flops_epoch, "bound_epoch": bound_epoch,
-                     "bound_gflops": flops_epoch / bound_epoch / 1e9, "gflops": flops_epoch / sec / 1e9})
-        print(f"  {case.name:30s} {variant:10s} threads={t}  {sec:7.3f} s/epoch", file=sys.stderr, flush=True)
+    rows = []
+    for variant in ("reference", "bare", "thesis_lib"):
+        for t in threads:
+            row = run_isolated(case, variant, t, root, epochs)
+            row.update(flops_epoch=flops_epoch, bound_epoch=bound_epoch, bound_gflops=flops_epoch / bound_epoch / 1e9,
+                       gflops=flops_epoch / row["sec"] / 1e9)
+            rows.append(row)
+            print(f"  {case.name:30s} {variant:10s} threads={t}  {row['sec']:7.3f} s/epoch", file=sys.stderr, flush=True)
     return rows
 
 
@@ -279,12 +303,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="where to write the Markdown table ('-': nowhere)")
     parser.add_argument("--load", type=int, default=0,
                         help="run this many busy single-thread processes beside the timings, to measure a loaded machine (default 0)")
+    parser.add_argument("--one", nargs=3, metavar=("MODEL", "LOOP", "THREADS"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be a positive integer; got {args.epochs}")
     if args.load < 0:
         parser.error(f"--load must be a non-negative integer; got {args.load}")
     root = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    if args.one:  # the child process of run_isolated: one measurement, printed as JSON
+        name, variant, t = args.one
+        print(json.dumps(measure_variant(next(c for c in CASES if c.name == name), variant, int(t), root, args.epochs)))
+        return 0
     cores = os.cpu_count() or 1
     threads = args.threads or sorted({1, cores})
     if any(t < 1 for t in threads):
@@ -303,12 +332,12 @@ def main(argv: list[str] | None = None) -> int:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor())
     header = (
         f"Measured {time.strftime('%Y-%m-%d')} on {cpu}, {cores} logical CPUs, torch {torch.__version__}, "
-        f"Python {platform.python_version()}; median of {args.epochs} epochs of 60,000 images after one warm-up epoch; "
+        f"Python {platform.python_version()}; median of {args.epochs} epochs of 60,000 images after one warm-up epoch, each loop in a fresh process; "
         + (f"**{args.load} busy single-thread process(es) ran beside the timings**. " if args.load else "no other work ran. ")
         + "Adam is thesis_lib's (fused kernel) in `bare` and `thesis_lib`, `torch.optim.Adam` (default settings) in `reference`. "
         "`vs reference` is the speed-up over the DataLoader loop at the same thread count; `share of bound` is the time fp32 `torch.mm` "
-        "needs for the model's GEMMs divided by the measured epoch time; `time in GEMMs` is the share of a training step's "
-        "CPU time that torch's profiler finds in matrix-multiply and convolution kernels (30 steps after 5 warm-up steps)."
+        f"needs for the model's GEMMs ({cores} threads) divided by the measured epoch time; `time in GEMMs` is the share of a training step's "
+        "CPU time that torch's profiler finds in matrix-multiply and convolution kernels (100 steps after 5 warm-up steps)."
     )
     text = header + "\n\n" + table(rows) + "\n"
     print(text)

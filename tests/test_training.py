@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 
 import pytest
 import torch
@@ -162,46 +161,8 @@ def test_make_objective_names():
     assert not math.isnan(float(make_objective("mse")(ae, x, None).mean()))
 
 
-def test_choose_threads_takes_the_free_cpus():
-    from thesis_lib.training import choose_threads
-
-    assert choose_threads(cpus=2, load=0.0) == 2
-    assert choose_threads(cpus=2, load=0.3) == 2
-    assert choose_threads(cpus=2, load=1.0) == 1
-    assert choose_threads(cpus=2, load=5.0) == 1  # never zero
-    assert choose_threads(cpus=16, load=3.2) == 13
-    assert 1 <= choose_threads() <= (os.cpu_count() or 1)
-    with pytest.raises(ValueError, match="cpus must be"):
-        choose_threads(cpus=0, load=0.0)
-    with pytest.raises(ValueError, match="load must be a non-negative number"):
-        choose_threads(cpus=2, load=-1.0)
-
-
-def test_flush_denormals_flushes_inside_and_restores_the_mode():
-    from thesis_lib.training import flush_denormals, flushing_denormals
-
-    if not torch.set_flush_denormal(False):
-        pytest.skip("this CPU cannot flush subnormal floats")
-    sub = torch.tensor([1e-39], dtype=torch.float32)
-    assert not flushing_denormals() and (sub * 1.0).item() != 0.0
-    with flush_denormals():
-        assert flushing_denormals() and (sub * 1.0).item() == 0.0
-    assert not flushing_denormals()
-    torch.set_flush_denormal(True)  # a caller that flushes already keeps flushing
-    try:
-        with flush_denormals():
-            pass
-        assert flushing_denormals()
-    finally:
-        torch.set_flush_denormal(False)
-    with pytest.raises(RuntimeError):  # restored on an error too
-        with flush_denormals():
-            raise RuntimeError("boom")
-    assert not flushing_denormals()
-
-
 def test_fit_trains_with_denormals_flushed_and_restores_the_mode():
-    from thesis_lib.training import flushing_denormals
+    from thesis_lib.cpu import flushing_denormals
 
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU cannot flush subnormal floats")

@@ -265,7 +265,7 @@ def _main(argv: list[str] | None = None) -> int:
     tr.add_argument("--retrain", action="store_true")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--threads", type=int, default=0,
-                    help="CPU threads per process; 0 (default) picks the free CPUs (thesis_lib.training.choose_threads)")
+                    help="CPU threads per process; 0 (default) picks the free CPUs (thesis_lib.cpu.choose_threads)")
     tr.add_argument("--log", default=None, help="append a line per experiment to this file")
     tr.add_argument("--progress", action="store_true", help="show a per-epoch progress bar on stderr")
     args = parser.parse_args(argv)
@@ -289,7 +289,7 @@ def _main(argv: list[str] | None = None) -> int:
         get(n)  # fail on a bad name before training anything
     if args.threads < 0:
         parser.error(f"--threads must be a positive integer, or 0 to pick the free CPUs; got {args.threads}")
-    from thesis_lib.training import choose_threads
+    from thesis_lib.cpu import choose_threads
 
     torch.set_num_threads(args.threads or choose_threads())
     log = open(args.log, "a") if args.log else sys.stderr

@@ -14,17 +14,16 @@ Thesis: Algorithm 2.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from thesis_lib.cpu import settings_for_training
 from thesis_lib.validation import check_nonnegative_int, check_positive_int
 
 Objective = Callable[[nn.Module, Tensor, "Tensor | None"], Tensor]
@@ -70,53 +69,6 @@ def seed_everything(seed: int) -> None:
     """Seed torch's global generators (CPU and CUDA) and ask for deterministic kernels."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def flushing_denormals() -> bool:
-    """Whether this thread treats subnormal floats as zero (probed: a subnormal float32 times one)."""
-    return torch.tensor(1e-39, dtype=torch.float32).mul(1.0).item() == 0.0
-
-
-@contextlib.contextmanager
-def flush_denormals() -> Iterator[None]:
-    r"""Treat subnormal (denormal) floats as zero on the CPU inside the block, then restore the mode.
-
-    Adam's first moment of a weight whose gradient is mostly zero (an MNIST border pixel, a ReLU unit
-    that rarely fires) shrinks by $\beta_1 = 0.9$ a step and spends its last hundred-odd steps as a
-    subnormal number, which x86 CPUs process far more slowly: after three epochs of the standard VAE a
-    quarter of its first layer's moments were subnormal and an epoch took 25% longer than the first.
-    Flushing them to zero (x86's FTZ/DAZ, ``torch.set_flush_denormal``) changes values below
-    $1.2 \cdot 10^{-38}$ only. Where the CPU cannot flush, this does nothing.
-    """
-    was = flushing_denormals()
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(was)
-
-
-def choose_threads(cpus: int | None = None, load: float | None = None) -> int:
-    """The number of CPU threads to train with: the free CPUs, at least one.
-
-    ``cpus`` defaults to the CPUs this process may run on, ``load`` to the one-minute load average
-    (processes already running). The rule follows ``benchmarks/train_speed.py`` on this project's
-    2-vCPU machine: on an idle machine two threads beat one for all three benchmark models (1.5x
-    for the thesis AE), but next to one busy process two threads were 10 to 30 times slower than one,
-    since torch's threads wait for each other at every operation (``benchmarks/RESULTS_load.md``).
-    So: one thread per CPU that nobody else uses.
-
-    Results depend on the thread count in the last bits (GEMM blocking), so a run that must be
-    bit-reproducible should fix it; checkpoints record the count they were trained with.
-    """
-    if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if load is None:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    check_positive_int("cpus", cpus)
-    if isinstance(load, bool) or not isinstance(load, (int, float)) or not load >= 0:
-        raise ValueError(f"load must be a non-negative number (a load average); got {load!r}")
-    return max(1, cpus - int(round(load)))
 
 
 def epoch_permutation(n: int, seed: int, epoch: int, device: str | torch.device = "cpu") -> Tensor:
@@ -170,7 +122,8 @@ def fit(
     per-example objective over the epoch's batches, as the weights moved), ``test_loss`` (the mean
     over ``x_test`` after the epoch, every ``eval_every`` epochs and always at the last one, when
     ``x_test`` is given) and ``seconds`` (wall time of the epoch's training steps).
-    It runs with subnormal floats flushed to zero (:func:`flush_denormals`) and restores the mode after.
+    It runs under :func:`thesis_lib.cpu.settings_for_training`: subnormal floats flushed to zero on
+    every thread (the mode is restored after) and freed memory kept for the next batch.
 
     The data must already be on the model's device. ``on_epoch_end(epoch, history)`` is the single
     hook (checkpointing, logging); ``epoch`` counts from 1.
@@ -194,7 +147,7 @@ def fit(
 
         bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", unit="epoch", leave=False)
     try:
-        with flush_denormals():  # see flush_denormals: Adam's moments of rarely used weights go subnormal
+        with settings_for_training():  # subnormals flushed, freed memory reused: see thesis_lib.cpu
             _epochs(model, objective, optimizer, x_train, y_train, x_test, y_test, epochs, batch_size, seed,
                     start_epoch, history, bar, eval_every, on_epoch_end)
     finally:

@@ -35,7 +35,7 @@ def choose_threads(cpus: int | None = None, load: float | None = None) -> int:
     ``cpus`` defaults to the CPUs this process may run on, ``load`` to the one-minute load average
     (processes already running). The rule follows ``benchmarks/train_speed.py`` on this project's
     2-vCPU machine: on an idle machine two threads beat one for all three benchmark models (1.5x
-    for the thesis AE), but next to one busy process two threads were 10 to 30 times slower than one,
+    for the thesis AE), but next to one busy process two threads were 4 to 30 times slower than one,
     since torch's threads wait for each other at every operation (``benchmarks/RESULTS_load.md``).
     So: one thread per CPU that nobody else uses.
 

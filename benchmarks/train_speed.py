@@ -1,7 +1,7 @@
 r"""Training speed: ``thesis_lib``'s one training loop against the loop a user would otherwise write.
 
 For each model (the thesis's autoencoder, the standard VAE, the convolutional autoencoder) it times,
-in this one process and on the same MNIST files:
+on the same MNIST files:
 
 - ``reference``: ``torchvision.datasets.MNIST`` with ``ToTensor``, a shuffling ``DataLoader`` and the
   usual loop with ``torch.optim.Adam`` (the pytorch/examples VAE style);
@@ -9,12 +9,16 @@ in this one process and on the same MNIST files:
   backward and step with nothing else, under the same CPU settings as ``fit`` (subnormal floats
   flushed to zero, freed memory kept): the floor a training loop can reach;
 - ``thesis_lib``: :func:`thesis_lib.training.fit` with the library's Adam (Algorithm 1);
+- ``hand-written`` (the thesis AE only): its step written out without autograd
+  (:func:`handwritten_steps`), to show how far any eager-PyTorch loop could get towards the bound;
 
 each in a fresh process (``fit`` changes process-wide settings of the CPU and the allocator, which
 must not leak into the reference), and prints seconds per epoch and images per second (median of
-several epochs after a warm-up), the ratios, the peak resident memory of each variant, and the share of the machine's matrix-multiply bound:
-it counts each model's floating-point operations per epoch (every linear and convolution layer, forward
-and backward: three GEMMs per layer, two for a layer fed the data, whose input gradient nobody needs) and times fp32 ``torch.mm`` at exactly those GEMM shapes, with all of the machine's cores.
+several epochs after a warm-up), the ratios, the peak resident memory of each variant, and the share
+of the machine's matrix-multiply bound: it counts each model's floating-point operations per epoch
+(every linear and convolution layer, forward and backward: three GEMMs per layer, two for a layer fed
+the data, whose input gradient nobody needs) and times fp32 ``torch.mm`` at exactly those GEMM
+shapes, with all of the machine's cores.
 
 Run ``make benchmark`` (or ``.venv/bin/python benchmarks/train_speed.py --help``). The table is written to
 ``benchmarks/RESULTS.md``, which the book's benchmark appendix includes.
@@ -57,10 +61,11 @@ class Case:
     lr: float
     loss: str  # "mse" or "elbo"
     flat: bool  # the model takes (B, 784)
+    handwritten: bool = False  # also time handwritten_steps (a fully connected autoencoder with MSE)
 
 
 CASES = (
-    Case("thesis AE 784-128-64-12-3", ModelSpec("fc_autoencoder", {"widths": [784, 128, 64, 12, 3]}), 512, 3e-4, "mse", True),
+    Case("thesis AE 784-128-64-12-3", ModelSpec("fc_autoencoder", {"widths": [784, 128, 64, 12, 3]}), 512, 3e-4, "mse", True, True),
     Case("VAE 784-400-20", ModelSpec("vae", {"input_dim": 784, "hidden": [400], "latent_dim": 20}), 128, 1e-3, "elbo", True),
     Case("conv AE (16, 32), latent 3", ModelSpec("conv_autoencoder", {"latent_dim": 3}), 128, 1e-3, "mse", False),
 )
@@ -119,6 +124,61 @@ def bare_steps(model: nn.Module, objective, opt: torch.optim.Optimizer, x: torch
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+
+def handwritten_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, batches) -> None:
+    r"""The step of a fully connected autoencoder with the MSE loss written out by hand, without autograd.
+
+    Forward with ``addmm`` and in-place activations, the loss's and every layer's gradient by the chain
+    rule into preallocated ``.grad`` tensors, then ``opt.step()``: fewer passes over memory and no
+    autograd bookkeeping. It is not the library's loop (it knows one architecture and one loss); it
+    measures how much of the gap to the matmul bound any loop in eager PyTorch could close.
+    ``tests/test_benchmark.py`` checks it against autograd.
+    """
+    layers = [*model.encoder.layers, *model.decoder.layers]
+    acts = [layer.activation_name for layer in layers]
+    if any(a not in ("relu", "identity", "sigmoid") for a in acts):
+        raise ValueError(f"handwritten_steps knows relu, identity and sigmoid layers; got {acts}")
+    for layer in layers:
+        for p in (layer.weight, layer.bias):
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+    with torch.no_grad():
+        for idx in batches:
+            xb = x.index_select(0, idx)  # (B, 784)
+            hs = [xb]  # every layer's output, the input first
+            for layer, act in zip(layers, acts):
+                h = torch.addmm(layer.bias, hs[-1], layer.weight.t())  # W h + b, (B, m)
+                if act == "relu":
+                    h.relu_()
+                elif act == "sigmoid":
+                    h.sigmoid_()
+                hs.append(h)
+            d = hs[-1] - xb  # the loss is mean_b |d_b|^2; its gradient in the output is (2 / B) d
+            torch.linalg.vecdot(d, d).mean()
+            g = torch.ops.aten.sigmoid_backward(d, hs[-1]) if acts[-1] == "sigmoid" else d
+            scale = 2.0 / len(xb)
+            for i in range(len(layers) - 1, -1, -1):
+                torch.addmm(layers[i].weight.grad, g.t(), hs[i], beta=0, alpha=scale, out=layers[i].weight.grad)
+                torch.sum(g, 0, out=layers[i].bias.grad).mul_(scale)
+                if i > 0:  # the data needs no gradient
+                    g = torch.mm(g, layers[i].weight)
+                    if acts[i - 1] == "relu":
+                        g = torch.ops.aten.threshold_backward(g, hs[i], 0)
+                    elif acts[i - 1] == "sigmoid":
+                        g = torch.ops.aten.sigmoid_backward(g, hs[i])
+            opt.step()
+
+
+def handwritten_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:
+    opt = make_optimizer("adam", model.parameters(), lr=case.lr)
+    times = []
+    with settings_for_training():
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            handwritten_steps(model, opt, x, epoch_permutation(len(x), 0, epoch).split(case.batch_size))
+            times.append(time.perf_counter() - t0)
+    return times
 
 
 def bare_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:
@@ -236,7 +296,8 @@ def measure_variant(case: Case, variant: str, threads: int, root: Path, epochs: 
     reset_peak_rss()
     runner = {"reference": lambda: reference_epochs(case, model, root, epochs + 1),
               "bare": lambda: bare_epochs(case, model, x, epochs + 1),
-              "thesis_lib": lambda: library_epochs(case, model, x, epochs + 1)}[variant]
+              "thesis_lib": lambda: library_epochs(case, model, x, epochs + 1),
+              "hand-written": lambda: handwritten_epochs(case, model, x, epochs + 1)}[variant]
     sec = statistics.median(runner()[1:])  # drop the warm-up epoch
     peak = peak_rss_mib()
     gemm_share = gemm_share_of_step(case, model, x) if variant == "thesis_lib" else float("nan")
@@ -266,7 +327,7 @@ def run_case(case: Case, x_flat: torch.Tensor, root: Path, epochs: int, threads:
     batches = len(x) / case.batch_size
     flops_epoch, bound_epoch = flops_batch * batches, bound_batch * batches
     rows = []
-    for variant in ("reference", "bare", "thesis_lib"):
+    for variant in ("reference", "bare", "thesis_lib") + (("hand-written",) if case.handwritten else ()):
         for t in threads:
             row = run_isolated(case, variant, t, root, epochs)
             row.update(flops_epoch=flops_epoch, bound_epoch=bound_epoch, bound_gflops=flops_epoch / bound_epoch / 1e9,
@@ -334,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Measured {time.strftime('%Y-%m-%d')} on {cpu}, {cores} logical CPUs, torch {torch.__version__}, "
         f"Python {platform.python_version()}; median of {args.epochs} epochs of 60,000 images after one warm-up epoch, each loop in a fresh process; "
         + (f"**{args.load} busy single-thread process(es) ran beside the timings**. " if args.load else "no other work ran. ")
-        + "Adam is thesis_lib's (fused kernel) in `bare` and `thesis_lib`, `torch.optim.Adam` (default settings) in `reference`. "
+        + "Adam is thesis_lib's (fused kernel) in `bare`, `thesis_lib` and `hand-written`, `torch.optim.Adam` (default settings) in `reference`; "
+        "`hand-written` is the thesis AE's step written out without autograd (`handwritten_steps`), a yardstick rather than a loop. "
         "`vs reference` is the speed-up over the DataLoader loop at the same thread count; `share of bound` is the time fp32 `torch.mm` "
         f"needs for the model's GEMMs ({cores} threads) divided by the measured epoch time; `time in GEMMs` is the share of a training step's "
         "CPU time that torch's profiler finds in matrix-multiply and convolution kernels (100 steps after 5 warm-up steps)."

@@ -63,3 +63,35 @@ def test_bad_arguments_are_refused_before_any_work(args, message, capsys):
     with pytest.raises(SystemExit) as e:
         bench.main(args + ["--data-dir", "/nonexistent", "--output", "-"])
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_the_handwritten_step_equals_autograd(activation):
+    from thesis_lib.config import ModelSpec
+    from thesis_lib.models import build_model
+    from thesis_lib.optimizers import make_optimizer
+    from thesis_lib.training import make_objective
+
+    spec = ModelSpec("fc_autoencoder", {"widths": [20, 8, 4, 2], "activation": activation})
+    torch.manual_seed(0)
+    by_hand, by_autograd = build_model(spec), build_model(spec)
+    by_autograd.load_state_dict(by_hand.state_dict())
+    x = torch.rand(40, 20)
+    batches = torch.randperm(40, generator=torch.Generator().manual_seed(1)).split(16)  # 16, 16 and 8
+    bench.handwritten_steps(by_hand, make_optimizer("adam", by_hand.parameters(), lr=1e-2), x, batches)
+    bench.bare_steps(by_autograd, make_objective("mse"), make_optimizer("adam", by_autograd.parameters(), lr=1e-2), x, batches)
+    for (name, a), b in zip(by_hand.named_parameters(), by_autograd.parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-6), name
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7), name
+    torch.manual_seed(0)
+    assert not torch.allclose(by_hand.encoder.layers[0].weight, build_model(spec).encoder.layers[0].weight)  # it moved
+
+
+def test_the_handwritten_step_refuses_other_activations():
+    from thesis_lib.config import ModelSpec
+    from thesis_lib.models import build_model
+    from thesis_lib.optimizers import make_optimizer
+
+    model = build_model(ModelSpec("fc_autoencoder", {"widths": [6, 4, 2], "activation": "tanh"}))
+    with pytest.raises(ValueError, match="relu, identity and sigmoid"):
+        bench.handwritten_steps(model, make_optimizer("adam", model.parameters(), lr=1e-3), torch.rand(4, 6), [torch.arange(4)])

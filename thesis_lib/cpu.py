@@ -67,7 +67,8 @@ def _openmp_runtime() -> ctypes.CDLL | None:
     torch.ones(1).sum()  # make sure torch's libraries (and their OpenMP runtime) are loaded
     names = ("libgomp", "libiomp", "libomp")
     paths = {line.split()[-1] for line in maps.read_text().splitlines() if any(n in line.rsplit("/", 1)[-1] for n in names)}
-    for path in sorted(paths):
+    torch_dir = str(Path(torch.__file__).resolve().parent)
+    for path in sorted(paths, key=lambda p: (not p.startswith(torch_dir), p)):  # torch's own copy first
         try:
             lib = ctypes.CDLL(path)
             lib.GOMP_parallel  # noqa: B018 (raises AttributeError when missing)

@@ -53,6 +53,9 @@ def choose_threads(cpus: int | None = None, load: float | None = None) -> int:
 
 
 # ------------------------------------------------------------------------------- torch's thread pool
+_TASK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # void task(void *data), what GOMP_parallel runs
+
+
 @lru_cache(maxsize=1)
 def _openmp_runtime() -> ctypes.CDLL | None:
     """The OpenMP runtime that torch's CPU kernels run on, if this process has loaded one we can drive.
@@ -76,11 +79,10 @@ def _openmp_runtime() -> ctypes.CDLL | None:
         except (OSError, AttributeError):
             continue
         lib.omp_get_thread_num.restype = ctypes.c_int
+        lib.GOMP_parallel.argtypes = [_TASK, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        lib.GOMP_parallel.restype = None
         return lib
     return None
-
-
-_TASK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
 def on_every_thread(fn: Callable[[], object]) -> dict[int, object]:
@@ -105,8 +107,6 @@ def on_every_thread(fn: Callable[[], object]) -> dict[int, object]:
             errors.append(e)
 
     callback = _TASK(task)
-    omp.GOMP_parallel.argtypes = [_TASK, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
-    omp.GOMP_parallel.restype = None
     omp.GOMP_parallel(callback, None, n, 0)  # ctypes releases the GIL; each thread takes it in turn
     if errors:
         raise errors[0]

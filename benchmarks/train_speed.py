@@ -170,13 +170,16 @@ def handwritten_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Ten
             opt.step()
 
 
-def handwritten_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:
+def in_memory_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int, steps) -> list[float]:
+    """Seconds of each of ``epochs`` epochs of ``steps(model, opt, x, batches)`` over in-memory batches,
+    with the library's Adam and under the same CPU settings as ``fit`` (settings, not work of the loop)."""
     opt = make_optimizer("adam", model.parameters(), lr=case.lr)
     times = []
+    model.train()
     with settings_for_training():
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            handwritten_steps(model, opt, x, epoch_permutation(len(x), 0, epoch).split(case.batch_size))
+            steps(model, opt, x, epoch_permutation(len(x), 0, epoch).split(case.batch_size))
             times.append(time.perf_counter() - t0)
     return times
 
@@ -184,15 +187,11 @@ def handwritten_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: in
 def bare_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:
     """Forward, backward and step over in-memory batches, nothing else (the same objective and optimiser)."""
     objective = make_objective(case.loss)
-    opt = make_optimizer("adam", model.parameters(), lr=case.lr)
-    times = []
-    model.train()
-    with settings_for_training():  # as fit does: settings of the CPU, not work of the loop
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            bare_steps(model, objective, opt, x, epoch_permutation(len(x), 0, epoch).split(case.batch_size))
-            times.append(time.perf_counter() - t0)
-    return times
+    return in_memory_epochs(case, model, x, epochs, lambda m, opt, xs, batches: bare_steps(m, objective, opt, xs, batches))
+
+
+def handwritten_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:
+    return in_memory_epochs(case, model, x, epochs, handwritten_steps)
 
 
 def library_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:

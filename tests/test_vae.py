@@ -223,14 +223,17 @@ def test_importance_sampled_nll_matches_quadrature(likelihood):
     assert (exact_nelbo >= exact_nll - 1e-9).all()
 
 
+
+def _two_inputs(likelihood: str, seed: int) -> torch.Tensor:
+    """Two 3-pixel inputs for :func:`_tiny`: binary images for a Bernoulli decoder, Gaussian draws otherwise."""
+    if likelihood == "bernoulli":
+        return torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    return torch.randn(2, 3, generator=_gen(seed), dtype=torch.float64)
+
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_k1_is_the_elbo_and_large_k_is_below_it(likelihood):
     model = _tiny(likelihood)
-    x = (
-        torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
-        if likelihood == "bernoulli"
-        else torch.randn(2, 3, generator=_gen(18), dtype=torch.float64)
-    )
+    x = _two_inputs(likelihood, seed=18)
     exact_nelbo = _exact_negative_elbo(model, x)
     reps = 20000
     xr = x.repeat(reps, 1)
@@ -323,11 +326,7 @@ def test_iwae_bound_against_torch_distributions():
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_iwae_bound_tightens_with_k_towards_the_exact_nll(likelihood):
     model = _tiny(likelihood)
-    x = (
-        torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
-        if likelihood == "bernoulli"
-        else torch.randn(2, 3, generator=_gen(32), dtype=torch.float64)
-    )
+    x = _two_inputs(likelihood, seed=32)
     exact_nll, exact_nelbo = -_exact_log_px(model, x), _exact_negative_elbo(model, x)
     reps = 20000
     xr = x.repeat(reps, 1)

@@ -12,9 +12,10 @@ on the same MNIST files:
 - ``hand-written`` (the thesis AE only): its step written out without autograd
   (:func:`handwritten_steps`), to show how far any eager-PyTorch loop could get towards the bound;
 
-each in a fresh process (``fit`` changes process-wide settings of the CPU and the allocator, which
-must not leak into the reference), and prints seconds per epoch and images per second (median of
-several epochs after a warm-up), the ratios, the peak resident memory of each variant, and the share
+the reference in a fresh process (``fit`` changes process-wide settings of the CPU and the
+allocator, which must not leak into it), the other loops together in another, their epochs
+interleaved so that the machine's drift in speed hits them alike; and prints seconds per epoch and images per second (median of
+several epochs after a warm-up), the ratios, the peak resident memory of each process, and the share
 of the machine's matrix-multiply bound: it counts each model's floating-point operations per epoch
 (every linear and convolution layer, forward and backward: three GEMMs per layer, two for a layer fed
 the data, whose input gradient nobody needs) and times fp32 ``torch.mm`` at exactly those GEMM
@@ -35,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,17 +90,18 @@ def peak_rss_mib() -> float:
 
 
 # ----------------------------------------------------------------------------------- the three loops
-def reference_epochs(case: Case, model: nn.Module, root: Path, epochs: int) -> list[float]:
-    """What a user writes: torchvision's MNIST, ToTensor, DataLoader, torch.optim.Adam."""
+def reference_runner(case: Case, model: nn.Module, root: Path) -> Callable[[], float]:
+    """What a user writes: torchvision's MNIST, ToTensor, DataLoader, torch.optim.Adam. Returns a
+    function that trains one more epoch and returns its seconds."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
     ds = datasets.MNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
     loader = DataLoader(ds, batch_size=case.batch_size, shuffle=True)
     opt = torch.optim.Adam(model.parameters(), lr=case.lr)
-    times = []
-    model.train()
-    for _ in range(epochs):
+
+    def epoch() -> float:
+        model.train()
         t0 = time.perf_counter()
         for x, _ in loader:
             if case.flat:
@@ -113,8 +116,9 @@ def reference_epochs(case: Case, model: nn.Module, root: Path, epochs: int) -> l
                 loss = F.mse_loss(model(x), x)
             loss.backward()
             opt.step()
-        times.append(time.perf_counter() - t0)
-    return times
+        return time.perf_counter() - t0
+
+    return epoch
 
 
 def bare_steps(model: nn.Module, objective, opt: torch.optim.Optimizer, x: torch.Tensor, batches) -> None:
@@ -170,34 +174,58 @@ def handwritten_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Ten
             opt.step()
 
 
-def in_memory_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int, steps) -> list[float]:
-    """Seconds of each of ``epochs`` epochs of ``steps(model, opt, x, batches)`` over in-memory batches,
-    with the library's Adam and under the same CPU settings as ``fit`` (settings, not work of the loop)."""
+def in_memory_runner(case: Case, model: nn.Module, x: torch.Tensor, steps) -> Callable[[], float]:
+    """A function that runs one more epoch of ``steps(model, opt, x, batches)`` over in-memory batches
+    (the library's Adam, the same CPU settings as ``fit``: settings, not work of the loop) and returns
+    its seconds."""
     opt = make_optimizer("adam", model.parameters(), lr=case.lr)
-    times = []
-    model.train()
-    with settings_for_training():
-        for epoch in range(1, epochs + 1):
+    done = 0
+
+    def epoch() -> float:
+        nonlocal done
+        done += 1
+        model.train()
+        with settings_for_training():
             t0 = time.perf_counter()
-            steps(model, opt, x, epoch_permutation(len(x), 0, epoch).split(case.batch_size))
-            times.append(time.perf_counter() - t0)
-    return times
+            steps(model, opt, x, epoch_permutation(len(x), 0, done).split(case.batch_size))
+            return time.perf_counter() - t0
+
+    return epoch
 
 
-def bare_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:
+def bare_runner(case: Case, model: nn.Module, x: torch.Tensor) -> Callable[[], float]:
     """Forward, backward and step over in-memory batches, nothing else (the same objective and optimiser)."""
     objective = make_objective(case.loss)
-    return in_memory_epochs(case, model, x, epochs, lambda m, opt, xs, batches: bare_steps(m, objective, opt, xs, batches))
+    return in_memory_runner(case, model, x, lambda m, opt, xs, batches: bare_steps(m, objective, opt, xs, batches))
 
 
-def handwritten_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:
-    return in_memory_epochs(case, model, x, epochs, handwritten_steps)
+def handwritten_runner(case: Case, model: nn.Module, x: torch.Tensor) -> Callable[[], float]:
+    return in_memory_runner(case, model, x, handwritten_steps)
 
 
-def library_epochs(case: Case, model: nn.Module, x: torch.Tensor, epochs: int) -> list[float]:
+def library_runner(case: Case, model: nn.Module, x: torch.Tensor) -> Callable[[], float]:
+    """:func:`thesis_lib.training.fit`, one epoch per call (``start_epoch`` carries on the batch order)."""
     opt = make_optimizer("adam", model.parameters(), lr=case.lr)
-    history = fit(model, make_objective(case.loss), opt, x, epochs=epochs, batch_size=case.batch_size, progress=False)
-    return history["seconds"]
+    objective = make_objective(case.loss)
+    done = 0
+
+    def epoch() -> float:
+        nonlocal done
+        done += 1
+        history = fit(model, objective, opt, x, epochs=done, start_epoch=done - 1, batch_size=case.batch_size, progress=False)
+        return history["seconds"][-1]
+
+    return epoch
+
+
+def interleave(runners: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Call every runner once per round, in turn, and collect each one's results: loops timed this way
+    see the same drift of the machine's speed, so their ratio is not at its mercy."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            times[name].append(run())
+    return times
 
 
 GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::mkldnn_convolution", "aten::convolution_backward")
@@ -285,39 +313,53 @@ def matmul_bound(shapes: list[tuple[int, int, int, bool]], reps: int = 20) -> tu
 
 
 # ------------------------------------------------------------------------------------------- driver
-def measure_variant(case: Case, variant: str, threads: int, root: Path, epochs: int) -> dict:
-    """Time one loop of one model at one thread count, in this process (see :func:`run_isolated`)."""
+IN_MEMORY = ("bare", "thesis_lib", "hand-written")
+
+
+def measure_group(case: Case, group: str, threads: int, root: Path, epochs: int) -> list[dict]:
+    """Time a group of loops of one model at one thread count, in this process (see :func:`run_isolated`).
+
+    ``group`` is ``"reference"`` or ``"in-memory"``: ``bare``, ``thesis_lib`` and (where the case has it)
+    ``hand-written``, each on its own copy of the same initial model, their epochs interleaved
+    (:func:`interleave`), so that the loop overhead compares epochs run side by side. The first
+    epoch of each is a warm-up and is dropped; the peak memory is the group's.
+    """
     torch.set_num_threads(threads)
     x, _ = data.load("mnist", "train", root)
     x = x if case.flat else x.view(-1, 1, 28, 28)
-    torch.manual_seed(0)
-    model = build_model(case.spec)
+    variants = ("reference",) if group == "reference" else IN_MEMORY[: 3 if case.handwritten else 2]
+    models = {}
+    for v in variants:
+        torch.manual_seed(0)
+        models[v] = build_model(case.spec)
     reset_peak_rss()
-    runner = {"reference": lambda: reference_epochs(case, model, root, epochs + 1),
-              "bare": lambda: bare_epochs(case, model, x, epochs + 1),
-              "thesis_lib": lambda: library_epochs(case, model, x, epochs + 1),
-              "hand-written": lambda: handwritten_epochs(case, model, x, epochs + 1)}[variant]
-    sec = statistics.median(runner()[1:])  # drop the warm-up epoch
+    make = {"reference": lambda m: reference_runner(case, m, root), "bare": lambda m: bare_runner(case, m, x),
+            "thesis_lib": lambda m: library_runner(case, m, x), "hand-written": lambda m: handwritten_runner(case, m, x)}
+    times = interleave({v: make[v](models[v]) for v in variants}, epochs + 1)
     peak = peak_rss_mib()
-    gemm_share = gemm_share_of_step(case, model, x) if variant == "thesis_lib" else float("nan")
-    return {"model": case.name, "variant": variant, "threads": threads, "sec": sec, "img_s": len(x) / sec,
-            "gemm_share": gemm_share, "peak_mib": peak}
+    rows = []
+    for v in variants:
+        sec = statistics.median(times[v][1:])  # drop the warm-up epoch
+        gemm_share = gemm_share_of_step(case, models[v], x) if v == "thesis_lib" else float("nan")
+        rows.append({"model": case.name, "variant": v, "threads": threads, "sec": sec, "img_s": len(x) / sec,
+                     "gemm_share": gemm_share, "peak_mib": peak})
+    return rows
 
 
-def run_isolated(case: Case, variant: str, threads: int, root: Path, epochs: int) -> dict:
-    """:func:`measure_variant` in a fresh Python process, so that no variant inherits another's
-    process-wide settings (``fit``'s allocator setting is one-way) or its peak memory."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", case.name, variant, str(threads),
+def run_isolated(case: Case, group: str, threads: int, root: Path, epochs: int) -> list[dict]:
+    """:func:`measure_group` in a fresh Python process, so that the reference does not inherit the
+    in-memory loops' process-wide settings (``fit``'s allocator setting is one-way) or their memory."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", case.name, group, str(threads),
            "--epochs", str(epochs), "--data-dir", str(root)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"{case.name} / {variant} / {threads} threads failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{case.name} / {group} / {threads} threads failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run_case(case: Case, x_flat: torch.Tensor, root: Path, epochs: int, threads: list[int]) -> list[dict]:
-    """Every variant of ``case`` at every thread count, each in its own process, and the matmul bound
-    (measured here, with all of the machine's cores)."""
+    """Every loop of ``case`` at every thread count (the reference in a process of its own, the
+    in-memory loops together in another), and the matmul bound (measured here, with all cores)."""
     torch.set_num_threads(os.cpu_count() or 1)
     x = x_flat if case.flat else x_flat.view(-1, 1, 28, 28)
     torch.manual_seed(0)
@@ -326,14 +368,15 @@ def run_case(case: Case, x_flat: torch.Tensor, root: Path, epochs: int, threads:
     batches = len(x) / case.batch_size
     flops_epoch, bound_epoch = flops_batch * batches, bound_batch * batches
     rows = []
-    for variant in ("reference", "bare", "thesis_lib") + (("hand-written",) if case.handwritten else ()):
+    for group in ("reference", "in-memory"):
         for t in threads:
-            row = run_isolated(case, variant, t, root, epochs)
-            row.update(flops_epoch=flops_epoch, bound_epoch=bound_epoch, bound_gflops=flops_epoch / bound_epoch / 1e9,
-                       gflops=flops_epoch / row["sec"] / 1e9)
-            rows.append(row)
-            print(f"  {case.name:30s} {variant:10s} threads={t}  {row['sec']:7.3f} s/epoch", file=sys.stderr, flush=True)
-    return rows
+            for row in run_isolated(case, group, t, root, epochs):
+                row.update(flops_epoch=flops_epoch, bound_epoch=bound_epoch, bound_gflops=flops_epoch / bound_epoch / 1e9,
+                           gflops=flops_epoch / row["sec"] / 1e9)
+                rows.append(row)
+                print(f"  {case.name:30s} {row['variant']:12s} threads={t}  {row['sec']:7.3f} s/epoch", file=sys.stderr, flush=True)
+    order = ("reference",) + IN_MEMORY
+    return sorted(rows, key=lambda r: (order.index(r["variant"]), r["threads"]))
 
 
 def table(rows: list[dict]) -> str:
@@ -363,16 +406,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="where to write the Markdown table ('-': nowhere)")
     parser.add_argument("--load", type=int, default=0,
                         help="run this many busy single-thread processes beside the timings, to measure a loaded machine (default 0)")
-    parser.add_argument("--one", nargs=3, metavar=("MODEL", "LOOP", "THREADS"), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=3, metavar=("MODEL", "GROUP", "THREADS"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be a positive integer; got {args.epochs}")
     if args.load < 0:
         parser.error(f"--load must be a non-negative integer; got {args.load}")
     root = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
-    if args.one:  # the child process of run_isolated: one measurement, printed as JSON
-        name, variant, t = args.one
-        print(json.dumps(measure_variant(next(c for c in CASES if c.name == name), variant, int(t), root, args.epochs)))
+    if args.one:  # the child process of run_isolated: one group's rows, printed as JSON
+        name, group, t = args.one
+        print(json.dumps(measure_group(next(c for c in CASES if c.name == name), group, int(t), root, args.epochs)))
         return 0
     cores = os.cpu_count() or 1
     threads = args.threads or sorted({1, cores})
@@ -392,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor())
     header = (
         f"Measured {time.strftime('%Y-%m-%d')} on {cpu}, {cores} logical CPUs, torch {torch.__version__}, "
-        f"Python {platform.python_version()}; median of {args.epochs} epochs of 60,000 images after one warm-up epoch, each loop in a fresh process; "
+        f"Python {platform.python_version()}; median of {args.epochs} epochs of 60,000 images after one warm-up epoch; the reference in a process of its own, the other loops together in another, "
+        "one epoch of each in turn (so they share a peak RSS); "
         + (f"**{args.load} busy single-thread process(es) ran beside the timings**. " if args.load else "no other work ran. ")
         + "Adam is thesis_lib's (fused kernel) in `bare`, `thesis_lib` and `hand-written`, `torch.optim.Adam` (default settings) in `reference`; "
         "`hand-written` is the thesis AE's step written out without autograd (`handwritten_steps`), a yardstick rather than a loop. "

@@ -95,3 +95,17 @@ def test_the_handwritten_step_refuses_other_activations():
     model = build_model(ModelSpec("fc_autoencoder", {"widths": [6, 4, 2], "activation": "tanh"}))
     with pytest.raises(ValueError, match="relu, identity and sigmoid"):
         bench.handwritten_steps(model, make_optimizer("adam", model.parameters(), lr=1e-3), torch.rand(4, 6), [torch.arange(4)])
+
+
+def test_interleave_runs_the_loops_in_turn():
+    calls = []
+
+    def runner(name, value):
+        def run():
+            calls.append(name)
+            return value + len(calls)
+        return run
+
+    times = bench.interleave({"a": runner("a", 0.0), "b": runner("b", 10.0)}, rounds=3)
+    assert calls == ["a", "b", "a", "b", "a", "b"]
+    assert times == {"a": [1.0, 3.0, 5.0], "b": [12.0, 14.0, 16.0]}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -192,3 +194,32 @@ def test_conv_autoencoder_bad_input():
     with pytest.raises(ValueError, match=r"z must have shape \(B, 3\); got \(2, 4\)"):
         model.decode(torch.zeros(2, 4))
 
+
+# ---------------------------------------------------------------- committed checkpoints
+
+_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+@pytest.mark.parametrize("name", ["ae_thesis", "linear_ae_3"])
+def test_committed_checkpoints_load_strictly_and_compute_the_same(name):
+    path = _CHECKPOINTS / f"{name}.pt"
+    if not path.exists():
+        pytest.skip(f"{path} is not committed here")
+    ckpt = torch.load(path, weights_only=True)
+    spec, state = ckpt["model_spec"], ckpt["model"]
+    build = {"fc_autoencoder": fully_connected_autoencoder, "linear_autoencoder": linear_autoencoder}[spec["kind"]]
+    model = build(tuple(spec["params"]["widths"]))
+    assert list(model.state_dict()) == list(state)  # the same keys, in the same order
+    model.load_state_dict(state, strict=True)
+    x = torch.rand(6, 784, generator=torch.Generator().manual_seed(3))
+    # By hand from the state dict: ReLU hidden layers, identity at the bottleneck, sigmoid output
+    # (all identities for the linear autoencoder).
+    linear = spec["kind"] == "linear_autoencoder"
+    h = x
+    for part, last in (("encoder", (lambda t: t)), ("decoder", (lambda t: t) if linear else torch.sigmoid)):
+        n = sum(1 for k in state if k.startswith(f"{part}.layers.") and k.endswith(".weight"))
+        for i in range(n):
+            h = torch.nn.functional.linear(h, state[f"{part}.layers.{i}.weight"], state[f"{part}.layers.{i}.bias"])
+            h = last(h) if i == n - 1 else (h if linear else torch.relu(h))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), h, rtol=0, atol=0)

@@ -14,6 +14,9 @@ import torch
 from torch import nn
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
+sys.path.insert(0, str(_PATH.parent))  # train_speed.py imports the modules beside it: loops, bound
+import loops  # noqa: E402
+
 _spec = importlib.util.spec_from_file_location("train_speed", _PATH)
 bench = importlib.util.module_from_spec(_spec)
 sys.modules["train_speed"] = bench  # its dataclasses look their module up there
@@ -69,7 +72,7 @@ def test_bad_arguments_are_refused_before_any_work(args, message, capsys):
 def test_the_handwritten_step_equals_autograd(activation):
     from thesis_lib.config import ModelSpec
     from thesis_lib.models import build_model
-    from thesis_lib.optimizers import make_optimizer
+    from thesis_lib.training import make_optimizer
     from thesis_lib.training import make_objective
 
     spec = ModelSpec("fc_autoencoder", {"widths": [20, 8, 4, 2], "activation": activation})
@@ -78,8 +81,8 @@ def test_the_handwritten_step_equals_autograd(activation):
     by_autograd.load_state_dict(by_hand.state_dict())
     x = torch.rand(40, 20)
     batches = torch.randperm(40, generator=torch.Generator().manual_seed(1)).split(16)  # 16, 16 and 8
-    bench.handwritten_steps(by_hand, make_optimizer("adam", by_hand.parameters(), lr=1e-2), x, batches)
-    bench.bare_steps(by_autograd, make_objective("mse"), make_optimizer("adam", by_autograd.parameters(), lr=1e-2), x, batches)
+    loops.handwritten_steps(by_hand, make_optimizer("adam", by_hand.parameters(), lr=1e-2), x, batches)
+    loops.bare_steps(by_autograd, make_objective("mse"), make_optimizer("adam", by_autograd.parameters(), lr=1e-2), x, batches)
     for (name, a), b in zip(by_hand.named_parameters(), by_autograd.parameters()):
         assert torch.allclose(a, b, rtol=0, atol=1e-6), name
         assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7), name
@@ -90,11 +93,11 @@ def test_the_handwritten_step_equals_autograd(activation):
 def test_the_handwritten_step_refuses_other_activations():
     from thesis_lib.config import ModelSpec
     from thesis_lib.models import build_model
-    from thesis_lib.optimizers import make_optimizer
+    from thesis_lib.training import make_optimizer
 
     model = build_model(ModelSpec("fc_autoencoder", {"widths": [6, 4, 2], "activation": "tanh"}))
     with pytest.raises(ValueError, match="relu, identity and sigmoid"):
-        bench.handwritten_steps(model, make_optimizer("adam", model.parameters(), lr=1e-3), torch.rand(4, 6), [torch.arange(4)])
+        loops.handwritten_steps(model, make_optimizer("adam", model.parameters(), lr=1e-3), torch.rand(4, 6), [torch.arange(4)])
 
 
 def test_interleave_runs_the_loops_in_turn():
@@ -106,6 +109,6 @@ def test_interleave_runs_the_loops_in_turn():
             return value + len(calls)
         return run
 
-    times = bench.interleave({"a": runner("a", 0.0), "b": runner("b", 10.0)}, rounds=3)
+    times = loops.interleave({"a": runner("a", 0.0), "b": runner("b", 10.0)}, rounds=3)
     assert calls == ["a", "b", "a", "b", "a", "b"]
     assert times == {"a": [1.0, 3.0, 5.0], "b": [12.0, 14.0, 16.0]}

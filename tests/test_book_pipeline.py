@@ -20,6 +20,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "book" / "build.py"
+sys.path.insert(0, str(BUILD.parent))  # build.py and the modules beside it: sources, execution, website
+import execution  # noqa: E402
+import sources  # noqa: E402
+import website  # noqa: E402
 SANITIZE = ROOT / "book" / "nbval_sanitize.cfg"
 
 
@@ -141,29 +145,29 @@ def test_input_hash_changes_exactly_when_an_input_changes(build: Any, tmp_path: 
     (lib / "b.py").write_text("B = 2\n")
     source = chapter_text().encode()
     params = {"profile": "quick", "seed": 0}
-    base = build.input_hash(source, params, lib)
+    base = execution.input_hash(source, params, lib)
     assert re.fullmatch(r"[0-9a-f]{64}", base)
 
     # not otherwise: the same inputs, parameters in another order, files that are not modules
-    assert build.input_hash(source, dict(reversed(list(params.items()))), lib) == base
+    assert execution.input_hash(source, dict(reversed(list(params.items()))), lib) == base
     (lib / "notes.txt").write_text("not a module\n")
     (lib / "__pycache__").mkdir()
     (lib / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
-    assert build.input_hash(source, params, lib) == base
+    assert execution.input_hash(source, params, lib) == base
 
     # the source, a parameter, a library file's content, a new file, a renamed file
-    assert build.input_hash(source + b"\n", params, lib) != base
-    assert build.input_hash(source, {**params, "seed": 1}, lib) != base
-    assert build.input_hash(source, {"profile": "quick"}, lib) != base
+    assert execution.input_hash(source + b"\n", params, lib) != base
+    assert execution.input_hash(source, {**params, "seed": 1}, lib) != base
+    assert execution.input_hash(source, {"profile": "quick"}, lib) != base
     (lib / "a.py").write_text("A = 2\n")
-    assert build.input_hash(source, params, lib) != base
+    assert execution.input_hash(source, params, lib) != base
     (lib / "a.py").write_text("A = 1\n")
-    assert build.input_hash(source, params, lib) == base
+    assert execution.input_hash(source, params, lib) == base
     (lib / "c.py").write_text("")
-    assert build.input_hash(source, params, lib) != base
+    assert execution.input_hash(source, params, lib) != base
     (lib / "c.py").unlink()
     (lib / "b.py").rename(lib / "b2.py")
-    assert build.input_hash(source, params, lib) != base
+    assert execution.input_hash(source, params, lib) != base
 
 
 def test_input_hash_frames_its_parts(build: Any, tmp_path: Path) -> None:
@@ -172,7 +176,7 @@ def test_input_hash_frames_its_parts(build: Any, tmp_path: Path) -> None:
     lib1.mkdir(), lib2.mkdir()
     (lib1 / "a.py").write_text("xy")
     (lib2 / "a.py").write_text("y")
-    assert build.input_hash(b"s", {}, lib1) != build.input_hash(b"sx", {}, lib2)
+    assert execution.input_hash(b"s", {}, lib1) != execution.input_hash(b"sx", {}, lib2)
 
 
 def test_up_to_date_chapters_are_skipped_and_others_executed(build: Any, tmp_path: Path,
@@ -186,9 +190,9 @@ def test_up_to_date_chapters_are_skipped_and_others_executed(build: Any, tmp_pat
 
     def fake_execute(number: str, source: Path, output: Path, parameters: dict, digest: str) -> None:
         executed.append(number)
-        nb = build.read_source(source)
+        nb = sources.read_source(source)
         nb.metadata["companion"] = {"input_hash": digest}
-        build.write_atomic(nb, output)
+        execution.write_atomic(nb, output)
 
     monkeypatch.setattr(build, "execute_chapter", fake_execute)
     monkeypatch.setattr(build, "ensure_kernel", lambda: None)
@@ -238,7 +242,7 @@ def block(kind: str, title: str, *options: str) -> str:
     ],
 )
 def test_lint_accepts_the_convention(build: Any, text: str) -> None:
-    assert build.lint_proof_blocks(text) == []
+    assert sources.lint_proof_blocks(text) == []
 
 
 @pytest.mark.parametrize(
@@ -253,7 +257,7 @@ def test_lint_accepts_the_convention(build: Any, text: str) -> None:
     ],
 )
 def test_lint_names_each_violation(build: Any, text: str, message: str) -> None:
-    problems = build.lint_proof_blocks(HEADER + text, "03_x.md")
+    problems = sources.lint_proof_blocks(HEADER + text, "03_x.md")
     assert len(problems) == 1 and message in problems[0]
     assert problems[0].startswith("03_x.md:11: ")  # the header has 10 lines
 
@@ -284,8 +288,8 @@ def fake_executed(build: Any, source_nb: Any) -> Any:
 
 def test_clean_executed_strips_volatile_metadata_and_hides_the_injected_cell(build: Any, tmp_path: Path) -> None:
     (tmp_path / "01_a.md").write_text(chapter_text())
-    source_nb = build.read_source(tmp_path / "01_a.md")
-    nb = build.clean_executed(fake_executed(build, source_nb), companion={"input_hash": "abc"})
+    source_nb = sources.read_source(tmp_path / "01_a.md")
+    nb = execution.clean_executed(fake_executed(build, source_nb), companion={"input_hash": "abc"})
     assert nb.metadata["papermill"] == {"parameters": {"profile": "quick"}}
     assert nb.metadata["companion"] == {"input_hash": "abc"}
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
@@ -296,7 +300,7 @@ def test_clean_executed_strips_volatile_metadata_and_hides_the_injected_cell(bui
     assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2, 3]
     nbformat.validate(nb)
     # ids come from content: converting the source again gives the same ids
-    again = build.read_source(tmp_path / "01_a.md")
+    again = sources.read_source(tmp_path / "01_a.md")
     assert [c.id for c in again.cells] == [c.id for c in source_nb.cells]
     assert [c.id for c in nb.cells if c.id != "injected-parameters"] == [c.id for c in source_nb.cells]
 
@@ -305,7 +309,7 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(build: Any, tmp_path
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "01_a.ipynb"
     old = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("old")])
-    build.write_atomic(old, target)
+    execution.write_atomic(old, target)
     before = target.read_bytes()
 
     def broken_write(nb: Any, f: Any) -> None:
@@ -314,7 +318,7 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(build: Any, tmp_path
 
     monkeypatch.setattr(nbformat, "write", broken_write)
     with pytest.raises(RuntimeError, match="disk full"):
-        build.write_atomic(nbformat.v4.new_notebook(), target)
+        execution.write_atomic(nbformat.v4.new_notebook(), target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["01_a.ipynb"]  # no temporary file left
 
@@ -325,9 +329,9 @@ def test_check_sources_detects_an_edited_cell(build: Any, tmp_path: Path) -> Non
     (src / "01_a.md").write_text(chapter_text())
     (src / "02_b.md").write_text(chapter_text("y = 1"))
     for name in ("01_a", "02_b"):
-        executed = fake_executed(build, build.read_source(src / f"{name}.md"))
-        nbformat.write(build.clean_executed(executed, companion={}), out / f"{name}.ipynb")
-    chapters = build.discover_chapters(src)
+        executed = fake_executed(build, sources.read_source(src / f"{name}.md"))
+        nbformat.write(execution.clean_executed(executed, companion={}), out / f"{name}.ipynb")
+    chapters = sources.discover_chapters(src)
     assert build.check_sources(chapters, out) == []
 
     (src / "02_b.md").write_text(chapter_text("y = 2"))  # a code cell edited after execution
@@ -352,14 +356,14 @@ def test_check_sources_detects_an_edited_cell(build: Any, tmp_path: Path) -> Non
 
 def test_compare_cells_sees_type_and_tag_changes(build: Any, tmp_path: Path) -> None:
     (tmp_path / "01_a.md").write_text(chapter_text())
-    source_nb = build.read_source(tmp_path / "01_a.md")
+    source_nb = sources.read_source(tmp_path / "01_a.md")
     executed = fake_executed(build, source_nb)
-    assert build.compare_cells(source_nb, executed) is None
+    assert sources.compare_cells(source_nb, executed) is None
     executed.cells[-1].metadata["tags"] = ["remove-input"]
-    assert "differs in its tags" in build.compare_cells(source_nb, executed)
+    assert "differs in its tags" in sources.compare_cells(source_nb, executed)
     executed.cells[-1].metadata["tags"] = []
     executed.cells[-1].cell_type = "markdown"
-    assert "differs in its cell type" in build.compare_cells(source_nb, executed)
+    assert "differs in its cell type" in sources.compare_cells(source_nb, executed)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -374,10 +378,10 @@ def test_check_site_assets_rejects_external_and_missing_assets(build: Any, tmp_p
     page = tmp_path / "chapters" / "01.html"
     page.write_text('<script src="../_static/x.js?v=1"></script><link rel="stylesheet" href="../_static/x.js">'
                     '<a href="https://example.org">a link is fine</a><script>var inline = 1;</script>')
-    assert build.check_site_assets(tmp_path) == []
+    assert website.check_site_assets(tmp_path) == []
     page.write_text('<script src="https://cdn.example.org/mathjax.js"></script>'
                     '<link href="//fonts.example.org/a.css" rel="stylesheet"><script src="../missing.js"></script>')
-    problems = build.check_site_assets(tmp_path)
+    problems = website.check_site_assets(tmp_path)
     assert len(problems) == 3
     assert "needs the network: https://cdn.example.org/mathjax.js" in problems[0]
     assert "needs the network: //fonts.example.org/a.css" in problems[1]
@@ -389,10 +393,10 @@ def test_install_mathjax_copies_the_component_config_points_at(build: Any, tmp_p
 
     config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
     mathjax_path = config["sphinx"]["config"]["mathjax_path"]
-    target = build.install_mathjax(tmp_path)
+    target = website.install_mathjax(tmp_path)
     # Sphinx puts "_static/" before a relative mathjax_path; from the site's root that must resolve
-    assert (tmp_path / "_static" / mathjax_path).resolve() == (target / build.MATHJAX_ENTRY).resolve()
-    assert (target / build.MATHJAX_ENTRY).stat().st_size > 100_000
+    assert (tmp_path / "_static" / mathjax_path).resolve() == (target / website.MATHJAX_ENTRY).resolve()
+    assert (target / website.MATHJAX_ENTRY).stat().st_size > 100_000
     assert any((target / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
     assert not (tmp_path / "_static" / "mathjax").exists()
 

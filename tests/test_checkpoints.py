@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from thesis_lib import checkpoints
-from thesis_lib.checkpoints import CheckpointMismatchError, check_matches, load_checkpoint, save_checkpoint, train_or_load
+from thesis_lib.checkpoints import CheckpointMismatchError, check_matches, load_checkpoint, save_checkpoint
+from thesis_lib.runs import train_or_load
 from thesis_lib.config import ModelSpec, TrainConfig
 
 AE = ModelSpec("fc_autoencoder", {"widths": [64, 16, 4]})
@@ -112,23 +113,23 @@ def test_check_matches_accepts_equal_config():
 
 
 def test_lr_decay_follows_the_epoch_and_survives_resuming(tmp_path, monkeypatch):
-    import thesis_lib.training as training
+    import thesis_lib.runs as runs
 
     seen = []
-    orig = training.fit
+    orig = runs.fit
 
     def spy(model, objective, optimizer, *a, **k):
         hook = k["on_epoch_end"]
 
         def record(epoch, hist):
-            hook(epoch, hist)  # sets the step size of epoch + 1
+            hook(epoch, hist)  # fit has stepped the schedule: the step size of epoch + 1
             seen.append((epoch, optimizer.param_groups[0]["lr"]))
 
         k["on_epoch_end"] = record
         seen.append(("start", optimizer.param_groups[0]["lr"]))
         return orig(model, objective, optimizer, *a, **k)
 
-    monkeypatch.setattr(training, "fit", spy)
+    monkeypatch.setattr(runs, "fit", spy)
     cfg = TrainConfig(epochs=4, batch_size=32, lr=1e-2, lr_decay=0.5)
     straight = train_or_load(AE, cfg, _x(), path=None, progress=False)
     # epoch e trains with 1e-2 * 0.5**(e-1): the lr read at the end of epoch e is the one set for e + 1

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from thesis_lib import data
-from thesis_lib.config import default_data_dir
+from thesis_lib.paths import default_data_dir
 
 DATA_DIR = default_data_dir()
 needs_mnist = pytest.mark.skipif(

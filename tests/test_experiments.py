@@ -42,11 +42,11 @@ def test_warm_starts_name_an_earlier_experiment_of_the_same_architecture():
 
 
 def test_warm_start_in_the_full_profile_and_from_scratch_in_the_quick_one(tmp_path, monkeypatch):
-    from thesis_lib import checkpoints
+    from thesis_lib import runs
 
     seen = []
-    real = checkpoints.train_or_load
-    monkeypatch.setattr(checkpoints, "train_or_load", lambda *a, **kw: seen.append(kw["init"]) or real(*a, **kw))
+    real = runs.train_or_load
+    monkeypatch.setattr(experiments, "train_or_load", lambda *a, **kw: seen.append(kw["init"]) or real(*a, **kw))
     x = torch.rand(8, 784)
     tensors = {"x_train": x, "y_train": torch.zeros(8, dtype=torch.long), "x_test": x, "y_test": torch.zeros(8)}
     quick = ChapterConfig.from_parameters(chapter="05", profile="quick", checkpoint_dir=tmp_path)
@@ -109,29 +109,29 @@ def test_binarize_is_fixed_and_has_the_right_mean():
 
 
 def test_exclude_class_needs_labels_and_removes_the_class(tmp_path):
-    from thesis_lib.checkpoints import train_or_load
+    from thesis_lib.runs import train_or_load
     from thesis_lib.config import ModelSpec
 
     spec = ModelSpec("fc_autoencoder", {"widths": [16, 4]})
     cfg = TrainConfig(epochs=1, batch_size=8, exclude_class=3)
     x = torch.rand(40, 16)
-    with pytest.raises(ValueError, match="y_train"):
+    with pytest.raises(ValueError, match="exclude_class needs the labels"):
         train_or_load(spec, cfg, x, progress=False)
     seen = []
     y = torch.arange(40) % 5
-    import thesis_lib.training as training
+    import thesis_lib.runs as runs
 
-    orig = training.fit
+    orig = runs.fit
 
     def spy(model, objective, optimizer, x_train, *a, **k):
         seen.append(len(x_train))
         return orig(model, objective, optimizer, x_train, *a, **k)
 
-    training.fit = spy
+    runs.fit = spy
     try:
         train_or_load(spec, cfg, x, y_train=y, progress=False)
     finally:
-        training.fit = orig
+        runs.fit = orig
     assert seen == [32]
 
 
@@ -143,7 +143,7 @@ def test_train_config_new_fields_validate():
 
 
 def test_provenance_table_lists_every_experiment(tmp_path):
-    from thesis_lib.checkpoints import train_or_load
+    from thesis_lib.runs import train_or_load
 
     cfg = ChapterConfig.from_parameters(chapter="04", checkpoint_dir=tmp_path)
     exp = experiments.get("linear_ae_2")

@@ -153,7 +153,7 @@ def _linear_gaussian(seed: int = 2, sigma: float = 0.5, latent_dim: int = 2) -> 
 
 
 def _closed_forms(model: VAE, x: torch.Tensor):
-    lin1, lin2 = model.decoder[0], model.decoder[2]
+    lin1, lin2 = model.decoder  # two layers, the second with the identity activation
     a = lin2.weight @ lin1.weight  # (D, L)
     c = lin2.weight @ lin1.bias + lin2.bias  # (D,)
     s2 = model.sigma**2
@@ -192,7 +192,7 @@ def test_latent_grid_finds_a_posterior_that_the_encoder_misses(latent_dim):
     with torch.no_grad():
         log_px, kl = _closed_forms(model, x)
         got = latent_grid_decomposition(model, x, points=401 if latent_dim == 2 else 4001, half_width=12.0)
-    lin1, lin2 = model.decoder[0], model.decoder[2]
+    lin1, lin2 = model.decoder  # two layers, the second with the identity activation
     a = lin2.weight @ lin1.weight
     c = lin2.weight @ lin1.bias + lin2.bias
     cov = torch.linalg.inv(torch.eye(latent_dim, dtype=torch.float64) + a.T @ a / model.sigma**2)

@@ -6,7 +6,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from thesis_lib.activations import get_activation, sigmoid
-from thesis_lib.networks import DeepNetwork, PhiLayer, PhiNeuron, compose, count_parameters
+from thesis_lib.networks import (
+    DeepNetwork,
+    PhiLayer,
+    PhiNeuron,
+    compose,
+    count_parameters,
+    eval_mode,
+    phi_layers,
+    resolve_activation,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -246,3 +255,49 @@ def test_count_parameters():
     assert count_parameters(PhiLayer(3, 2, get_activation("PReLU"))) == 3 * 2 + 2 + 1
     with pytest.raises(ValueError, match="module must be a torch.nn.Module; got list"):
         count_parameters([1, 2])
+
+
+# ---------------------------------------------------------------- the shared builder and helpers
+
+
+def test_phi_layers_is_what_deep_network_builds():
+    layers = phi_layers([4, 3, 2], ["tanh", "identity"])
+    assert [(layer.in_features, layer.out_features) for layer in layers] == [(4, 3), (3, 2)]
+    assert [layer.activation_name for layer in layers] == ["tanh", "identity"]
+    torch.manual_seed(1)
+    net = DeepNetwork([4, 3, 2], ["tanh", "identity"])
+    torch.manual_seed(1)
+    again = phi_layers([4, 3, 2], ["tanh", "identity"])
+    for a, b in zip(net.layers, again):  # the same initial weights from the same seed
+        assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+    torch.manual_seed(1)
+    linears = [nn.Linear(4, 3), nn.Linear(3, 2)]  # ... which are torch.nn.Linear's
+    assert all(torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias) for a, b in zip(again, linears))
+    shared = nn.ReLU()
+    copies = phi_layers([2, 2, 2], shared)
+    assert copies[0].activation is not copies[1].activation  # a single module is copied per layer
+    with pytest.raises(ValueError, match=r"activations must be one activation or a sequence of L = 1"):
+        phi_layers([2, 2], ["relu", "relu"])
+
+
+def test_resolve_activation_names_the_parameter():
+    phi, name = resolve_activation("phi", "relu")
+    assert isinstance(phi, nn.ReLU) and name == "relu"
+    assert resolve_activation("phi", torch.tanh) == (torch.tanh, "tanh")
+    with pytest.raises(ValueError, match="phi='nope' is not a known activation"):
+        resolve_activation("phi", "nope")
+    with pytest.raises(ValueError, match="phi must be an activation name, an nn.Module or a function"):
+        resolve_activation("phi", 3)
+
+
+def test_eval_mode_restores_the_mode_even_after_an_error():
+    net = DeepNetwork([2, 2])
+    net.train()
+    with eval_mode(net):
+        assert not net.training
+    assert net.training
+    net.eval()
+    with pytest.raises(RuntimeError), eval_mode(net):
+        net.train()
+        raise RuntimeError("inside")
+    assert not net.training

@@ -1,4 +1,4 @@
-"""Tests for thesis_lib.plotting: figure contents, the network diagrams and atomic, reproducible saving."""
+"""Tests for thesis_lib.plotting: figure contents, atomic and reproducible saving, bad input."""
 
 from __future__ import annotations
 
@@ -10,46 +10,20 @@ import sys
 import numpy as np
 import pytest
 import torch
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
-from matplotlib.patches import Circle
-from torchvision.utils import make_grid
 
-from thesis_lib import plotting
+from thesis_lib.diagrams import FIGURE_1_1_WIDTHS, network_diagram
 from thesis_lib.plotting import (
-    ALGORITHM_2_WIDTHS,
-    FIGURE_1_1_WIDTHS,
-    FIGURE_2_1_WIDTHS,
-    FIGURE_2_2_WIDTHS,
-    FIGURE_2_3_WIDTHS,
     function_plot,
     histogram_compare,
-    image_grid,
     latent_scatter,
     loss_curves,
-    manifold_grid,
-    network_diagram,
     save_figure,
-    side_by_side,
 )
 
 
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(0)
-
-
-def _circles(fig: Figure) -> list[Circle]:
-    return [p for ax in fig.axes for p in ax.patches if isinstance(p, Circle)]
-
-
-def _edges(fig: Figure) -> LineCollection:
-    (edges,) = [c for c in fig.axes[0].collections if c.get_gid() == "network_edges"]
-    return edges
-
-
-def _texts(fig: Figure) -> list[str]:
-    return [t.get_text() for ax in fig.axes for t in ax.texts]
 
 
 # ----------------------------------------------------------------------------- import
@@ -69,156 +43,6 @@ def test_figures_are_not_registered_with_pyplot() -> None:
     assert plt.get_fignums() == before
     assert fig.canvas.__class__.__name__ == "FigureCanvasAgg"
     assert fig._repr_png_().startswith(b"\x89PNG")
-
-
-# ----------------------------------------------------------------------------- image_grid
-
-
-@pytest.mark.parametrize("shape", [(10, 784), (10, 28, 28), (10, 1, 28, 28)])
-def test_image_grid_equals_make_grid(shape: tuple[int, ...], gen: torch.Generator) -> None:
-    images = torch.rand(shape, generator=gen)
-    fig = image_grid(images, nrow=4, padding=2)
-    assert isinstance(fig, Figure) and len(fig.axes) == 1
-    (im,) = fig.axes[0].images
-    expected = make_grid(images.reshape(10, 1, 28, 28), nrow=4, padding=2, pad_value=1.0)[0].numpy()
-    np.testing.assert_array_equal(np.asarray(im.get_array()), expected)
-    assert im.get_cmap().name == "gray" and im.get_clim() == (0.0, 1.0)
-    assert fig.axes[0].get_xticks().size == 0 and fig.axes[0].get_yticks().size == 0
-
-
-def test_image_grid_labels_sit_in_their_tiles(gen: torch.Generator) -> None:
-    images = torch.rand(5, 8, 6, generator=gen)
-    fig = image_grid(images, nrow=3, padding=1, labels=torch.tensor([7, 1, 2, 3, 4]), title="digits")
-    texts = fig.axes[0].texts
-    assert [t.get_text() for t in texts] == ["7", "1", "2", "3", "4"]
-    x, y = texts[4].get_position()  # image 4: row 1, column 1 -> tile corner (1 + 7, 1 + 9)
-    assert (x, y) == (1 + 7 + 0.5, 1 + 9 + 0.5)
-    assert fig.axes[0].get_title() == "digits"
-
-
-def test_image_grid_into_given_axes(gen: torch.Generator) -> None:
-    host = plotting._new_figure()
-    ax = host.add_subplot(1, 2, 2)
-    assert image_grid(torch.rand(3, 784, generator=gen), ax=ax) is host
-    assert len(ax.images) == 1
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"images": torch.rand(4, 783)}, "images"),
-        ({"images": torch.rand(4, 3, 28, 28)}, "images"),
-        ({"images": torch.rand(784)}, "images"),
-        ({"images": torch.rand(4, 784) + 1.0}, r"images must have values in \[0, 1\]"),
-        ({"images": torch.full((2, 784), float("nan"))}, "images must be finite"),
-        ({"images": [[0.0] * 784]}, "images must be a torch.Tensor"),
-        ({"images": torch.rand(4, 784), "nrow": 0}, "nrow"),
-        ({"images": torch.rand(4, 784), "padding": -1}, "padding"),
-        ({"images": torch.rand(4, 784), "labels": [1, 2]}, "labels"),
-        ({"images": torch.rand(4, 784), "ax": "left"}, "ax"),
-    ],
-)
-def test_image_grid_bad_input(kwargs: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        image_grid(**kwargs)
-
-
-# ----------------------------------------------------------------------------- side_by_side
-
-
-def test_side_by_side_originals_and_reconstructions(gen: torch.Generator) -> None:
-    x = torch.rand(6, 784, generator=gen)
-    x_hat = torch.rand(6, 784, generator=gen)
-    fig = side_by_side([x, x_hat], ["original", "reconstruction"])
-    assert len(fig.axes) == 12
-    images = [ax.images[0] for ax in fig.axes]
-    np.testing.assert_array_equal(np.asarray(images[7].get_array()), x_hat[1].reshape(28, 28).numpy())
-    assert all(im.get_clim() == (0.0, 1.0) for im in images)
-    assert fig.axes[0].get_ylabel() == "original" and fig.axes[6].get_ylabel() == "reconstruction"
-
-
-def test_side_by_side_operator_check_with_difference_and_colorbar(gen: torch.Generator) -> None:
-    image = torch.rand(1, 28, 28, generator=gen)
-    ours = torch.randn(1, 26, 26, generator=gen)
-    theirs = ours + 1e-7 * torch.randn(1, 26, 26, generator=gen)
-    diff = ours - theirs
-    fig = side_by_side([image, ours, theirs, diff], ["input", "ours", "torch", "difference"],
-                       signed_rows=[3], colorbar=[3], title="convolution")
-    image_axes = [ax for ax in fig.axes if ax.images]
-    assert len(image_axes) == 4 and len(fig.axes) == 5  # + one colour bar
-    bound = diff.abs().max().item()
-    im = image_axes[3].images[0]
-    assert im.get_cmap().name == "RdBu_r"
-    assert im.get_clim() == pytest.approx((-bound, bound))
-    assert image_axes[1].images[0].get_clim() == pytest.approx((ours.min().item(), ours.max().item()))
-    assert "max |·|" in image_axes[3].get_ylabel()
-
-
-def test_side_by_side_ragged_rows_leave_no_empty_axes(gen: torch.Generator) -> None:
-    fig = side_by_side([torch.rand(4, 5, 5, generator=gen), torch.rand(2, 5, 5, generator=gen)], ["a", "b"],
-                       col_titles=["0", "1", "2", "3"], colorbar=True)
-    assert sum(1 for ax in fig.axes if ax.images) == 6
-    assert len(fig.axes) == 8
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"rows": [], "row_titles": []}, "rows"),
-        ({"rows": torch.rand(2, 784), "row_titles": ["a"]}, "rows"),
-        ({"rows": [torch.rand(2, 5)], "row_titles": ["a"]}, r"rows\[0\]"),
-        ({"rows": [torch.rand(2, 784)], "row_titles": ["a", "b"]}, "row_titles"),
-        ({"rows": [torch.rand(2, 784)], "row_titles": ["a"], "signed_rows": [1]}, "signed_rows"),
-        ({"rows": [torch.rand(2, 784)], "row_titles": ["a"], "colorbar": [2]}, "colorbar"),
-        ({"rows": [torch.rand(2, 784)], "row_titles": ["a"], "col_titles": ["x"]}, "col_titles"),
-    ],
-)
-def test_side_by_side_bad_input(kwargs: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        side_by_side(**kwargs)
-
-
-# ----------------------------------------------------------------------------- manifold_grid
-
-
-def test_manifold_grid_quantiles_and_orientation() -> None:
-    calls = []
-
-    def decode(z: torch.Tensor) -> torch.Tensor:  # a tile's brightness encodes its z
-        calls.append(z.shape)
-        return torch.sigmoid(z[:, :1] + 10 * z[:, 1:]).expand(-1, 16).reshape(-1, 4, 4)
-
-    fig = manifold_grid(decode, grid_size=5)
-    assert calls == [(25, 2)] and len(fig.axes) == 1
-    expected_axis = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, 5))
-    assert expected_axis[-1].item() == pytest.approx(1.6448536, abs=1e-5)  # closed form: Phi^-1(0.95)
-    z = fig.latent_grid
-    torch.testing.assert_close(z[:5, 0], expected_axis)  # first row: z1 increasing
-    torch.testing.assert_close(z[::5, 1], expected_axis.flip(0))  # first column: z2 from top (high) down
-    grid = np.asarray(fig.axes[0].images[0].get_array())
-    assert grid.shape == (20, 20)
-    assert grid[0, 0] > grid[-1, 0]  # top-left has the largest z2
-    assert grid[-1, -1] > grid[-1, 0]  # z1 grows to the right
-
-
-def test_manifold_grid_linear_span() -> None:
-    fig = manifold_grid(lambda z: torch.full((z.shape[0], 784), 0.5), grid_size=3, span=3.0)
-    torch.testing.assert_close(fig.latent_grid[:3, 0], torch.tensor([-3.0, 0.0, 3.0]))
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"decode": "decoder"}, "decode"),
-        ({"decode": lambda z: torch.rand(z.shape[0], 784), "grid_size": 0}, "grid_size"),
-        ({"decode": lambda z: torch.rand(z.shape[0], 784), "span": -1.0}, "span"),
-        ({"decode": lambda z: torch.rand(3, 784)}, "decode"),
-        ({"decode": lambda z: torch.rand(z.shape[0], 10)}, "decode"),
-    ],
-)
-def test_manifold_grid_bad_input(kwargs: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        manifold_grid(**kwargs)
 
 
 # ----------------------------------------------------------------------------- loss_curves
@@ -362,75 +186,6 @@ def test_histogram_compare_bad_input(kwargs: dict, match: str) -> None:
         histogram_compare(**kwargs)
 
 
-# ----------------------------------------------------------------------------- network_diagram
-
-
-@pytest.mark.parametrize("widths", [(2, 3), (3, 1, 2), FIGURE_1_1_WIDTHS, FIGURE_2_1_WIDTHS,
-                                    FIGURE_2_2_WIDTHS, FIGURE_2_3_WIDTHS])
-def test_network_diagram_counts_nodes_and_edges(widths: tuple[int, ...]) -> None:
-    fig = network_diagram(widths)
-    assert [len(col) for col in fig.network_nodes] == list(widths)
-    assert len(_circles(fig)) == sum(widths)
-    assert len(_edges(fig).get_segments()) == sum(a * b for a, b in zip(widths, widths[1:]))
-    assert "⋮" not in _texts(fig)
-
-
-def test_figure_1_1_geometry() -> None:
-    assert FIGURE_1_1_WIDTHS == (4, 3, 4, 5, 3, 7, 2)  # Figure 1.1: input 4, hidden 3, 4, 5, 3, 7, output 2
-    fig = network_diagram(FIGURE_1_1_WIDTHS)
-    assert len(_circles(fig)) == 28 and len(_edges(fig).get_segments()) == 12 + 12 + 20 + 15 + 21 + 14
-    xs = [col[0][0] for col in fig.network_nodes]
-    assert xs == sorted(xs) and len(set(np.diff(xs).round(9))) == 1  # equally spaced columns
-    for col in fig.network_nodes:
-        ys = [y for _, y in col]
-        assert sum(ys) == pytest.approx(0.0, abs=1e-9)  # vertically centred
-        assert len({x for x, _ in col}) == 1  # one column per layer
-        assert all(np.diff(ys) < 0)  # drawn top to bottom, no two nodes on one spot
-    texts = _texts(fig)
-    assert texts[0].startswith("Input Layer") and texts[-1].startswith("Output Layer")
-    assert sum(t.startswith("Hidden Layer") for t in texts) == 5
-
-
-def test_network_diagram_truncates_wide_layers() -> None:
-    fig = network_diagram(ALGORITHM_2_WIDTHS, max_nodes=12)
-    drawn = [min(w, 12) for w in ALGORITHM_2_WIDTHS]
-    assert [len(col) for col in fig.network_nodes] == drawn
-    assert len(_circles(fig)) == sum(drawn)
-    assert len(_edges(fig).get_segments()) == sum(a * b for a, b in zip(drawn, drawn[1:]))
-    texts = _texts(fig)
-    assert texts.count("⋮") == 6  # 784, 128, 64 on both sides
-    assert any("784" in t for t in texts) and any("{128}" in t for t in texts)
-    ellipsis = [t for t in fig.axes[0].texts if t.get_text() == "⋮"][0]
-    col = fig.network_nodes[0]
-    ex, ey = ellipsis.get_position()
-    assert ex == col[0][0] and sum(y > ey for _, y in col) == 6 and sum(y < ey for _, y in col) == 6
-
-
-def test_network_diagram_into_axes_with_labels() -> None:
-    host = plotting._new_figure()
-    ax = host.add_subplot()
-    fig = network_diagram((3, 2), ax=ax, title="encoder", layer_labels=["x", "z"])
-    assert fig is host and ax.get_title() == "encoder"
-    assert _texts(fig) == [r"x" + "\n" + r"$\in\mathbb{R}^{3}$", "z\n" + r"$\in\mathbb{R}^{2}$"]
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"widths": (3,)}, "widths"),
-        ({"widths": (3, 0)}, "widths"),
-        ({"widths": "343"}, "widths"),
-        ({"widths": (3, 2.5)}, "widths"),
-        ({"widths": (3, 2), "max_nodes": 1}, "max_nodes"),
-        ({"widths": (3, 2), "max_nodes": 0}, "max_nodes"),
-        ({"widths": (3, 2), "layer_labels": ["x"]}, "layer_labels"),
-    ],
-)
-def test_network_diagram_bad_input(kwargs: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        network_diagram(**kwargs)
-
-
 # ----------------------------------------------------------------------------- save_figure
 
 
@@ -506,9 +261,9 @@ def test_save_figure_bad_input(tmp_path, kwargs: dict, match: str) -> None:
 
 def test_loss_curves_skip_epochs_without_a_value():
     nan = float("nan")
-    fig = plotting.loss_curves({"train_loss": [4.0, 3.0, 2.0, 1.5], "test_loss": [nan, 3.5, nan, 2.0]})
+    fig = loss_curves({"train_loss": [4.0, 3.0, 2.0, 1.5], "test_loss": [nan, 3.5, nan, 2.0]})
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
     assert list(lines["test_loss"].get_xdata()) == [2, 4]
     assert list(lines["test_loss"].get_ydata()) == [3.5, 2.0]
     with pytest.raises(ValueError, match="no finite value"):
-        plotting.loss_curves({"test_loss": [nan, nan]})
+        loss_curves({"test_loss": [nan, nan]})

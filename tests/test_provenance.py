@@ -111,7 +111,7 @@ def test_environment_info_reads_the_chapter_config() -> None:
     cfg = ChapterConfig.from_parameters(chapter="04", profile="quick", seed=7, device="cpu")
     info = environment_info(cfg)
     assert (info["profile"], info["seed"], info["device"]) == ("quick", "7", "cpu")
-    # a duck-typed config without torch_device: "auto" is resolved here
+    # a duck-typed config: "auto" is resolved here
     auto = environment_info(SimpleNamespace(profile="full", seed=3, device="auto"))
     assert auto["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert (auto["profile"], auto["seed"]) == ("full", "3")

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
+from thesis_lib.networks import PhiLayer
 from thesis_lib.vae import (
     VAE,
+    check_vae,
     elbo_objective,
     elbo_terms,
     importance_sampled_nll,
@@ -57,12 +60,13 @@ def test_shapes_and_input_layouts():
 
 def test_architecture_follows_arguments():
     model = VAE(input_dim=10, hidden=[8, 6], latent_dim=3, activation="tanh", likelihood="gaussian", sigma=0.5)
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    linears = [m for m in model.modules() if isinstance(m, (PhiLayer, nn.Linear))]
     shapes = [(m.in_features, m.out_features) for m in linears]
     # trunk 10->8->6, heads 6->3 twice, decoder 3->6->8->10
     assert shapes == [(10, 8), (8, 6), (6, 3), (6, 3), (3, 6), (6, 8), (8, 10)]
     assert model.hidden == (8, 6)
-    assert isinstance(model.decoder[-1], nn.Linear)  # linear output: logits or Gaussian mean
+    assert [layer.activation_name for layer in (*model.trunk, *model.decoder)] == ["tanh"] * 4 + ["identity"]
+    assert isinstance(model.decoder[-1].activation, nn.Identity)  # linear output: logits or Gaussian mean
     assert model.sample(4, generator=_gen(0)).shape == (4, 10)
 
 
@@ -296,10 +300,15 @@ def test_method_and_function_bad_inputs():
         importance_sampled_nll(model, x, k=0)
     with pytest.raises(ValueError, match="chunk must be a positive integer"):
         importance_sampled_nll(model, x, k=10, chunk=0)
-    with pytest.raises(ValueError, match="model must be a VAE"):
+    with pytest.raises(ValueError, match="model must be a thesis_lib.vae.VAE .*got Linear without 'encode'"):
         negative_elbo(nn.Linear(6, 6), x)
-    with pytest.raises(ValueError, match="model must be a VAE"):
+    with pytest.raises(ValueError, match="model must be a thesis_lib.vae.VAE"):
         importance_sampled_nll(nn.Linear(6, 6), x, k=5)
+    with pytest.raises(ValueError, match="model must be a thesis_lib.vae.VAE"):
+        elbo_objective()(nn.Linear(6, 6), x)
+    with pytest.raises(ValueError, match="model must be a thesis_lib.vae.VAE"):
+        iwae_objective(k=2)(nn.Linear(6, 6), x)
+    check_vae(model)  # a VAE passes
 
 
 # --------------------------------------------------------------------------- the IWAE bound
@@ -353,3 +362,76 @@ def test_iwae_objective_trains_every_parameter_and_checks_k():
             iwae_objective(k=bad)
     with pytest.raises(ValueError, match="k must be"):
         negative_iwae_bound(model, x, k=0)
+
+
+# --------------------------------------------------------------------------- no host synchronisation per batch
+def _forbid_host_reads(monkeypatch) -> None:
+    """Make every way of reading a tensor's value on the host raise (on a GPU each would wait for it)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the objective read a tensor value on the host")
+
+    for name in ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+
+
+@pytest.mark.parametrize("make", [lambda: elbo_objective(beta=0.5, generator=_gen(40)),
+                                  lambda: iwae_objective(k=3, generator=_gen(41))])
+def test_objectives_do_not_read_tensor_values_per_batch(make, monkeypatch):
+    model = _model(input_dim=6, hidden=(5, 4), latent_dim=2)
+    x = torch.rand(4, 6, generator=_gen(42), dtype=torch.float64)
+    objective = make()
+    want = objective(model, x, None)
+    objective = make()  # the same generator state again
+    with monkeypatch.context() as m:
+        _forbid_host_reads(m)
+        got = objective(model, x, None)
+        x_hat, mu, logvar = model(x)  # forward, reparameterize and decode read nothing either
+        model.log_likelihood(x, model.reparameterize(mu, logvar))
+        with pytest.raises(AssertionError, match="read a tensor value"):  # the guard works
+            bool(got.sum() > 0)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- committed checkpoints
+_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def _by_hand(state: dict[str, torch.Tensor], x: torch.Tensor, activation: str) -> tuple[torch.Tensor, ...]:
+    """(mu, logvar, decoder logits at mu) from the raw state dict: Linear layers and the activation, nothing else."""
+    phi = {"relu": torch.relu, "tanh": torch.tanh}[activation]
+
+    def run(prefix: str, h: torch.Tensor, last_activation: bool) -> torch.Tensor:
+        idx = sorted(int(k.split(".")[1]) for k in state if k.startswith(prefix) and k.endswith(".weight"))
+        for n, i in enumerate(idx):
+            h = torch.nn.functional.linear(h, state[f"{prefix}.{i}.weight"], state[f"{prefix}.{i}.bias"])
+            if last_activation or n < len(idx) - 1:
+                h = phi(h)
+        return h
+
+    h = run("trunk", x, last_activation=True)
+    mu = torch.nn.functional.linear(h, state["fc_mu.weight"], state["fc_mu.bias"])
+    logvar = torch.nn.functional.linear(h, state["fc_logvar.weight"], state["fc_logvar.bias"])
+    return mu, logvar, run("decoder", mu, last_activation=False)
+
+
+@pytest.mark.parametrize("name", ["vae_standard", "vae_nll"])
+def test_committed_checkpoints_load_strictly_and_compute_the_same(name):
+    path = _CHECKPOINTS / f"{name}.pt"
+    if not path.exists():
+        pytest.skip(f"{path} is not committed here")
+    ckpt = torch.load(path, weights_only=True)
+    spec = ckpt["model_spec"]
+    assert spec["kind"] == "vae"
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["params"].items()}
+    model = VAE(**params)
+    assert list(model.state_dict()) == list(ckpt["model"])  # the same keys, in the same order
+    model.load_state_dict(ckpt["model"], strict=True)
+    model.eval()
+    x = torch.rand(8, params["input_dim"], generator=_gen(50))
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        logits = model.decode_logits(mu)
+    want = _by_hand(ckpt["model"], x, params.get("activation", "relu"))
+    for got, ref in zip((mu, logvar, logits), want):
+        torch.testing.assert_close(got, ref, rtol=0, atol=0)

@@ -8,14 +8,14 @@ checks Definition 1.1.1 numerically on a grid.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules import activation as torch_activations
 
-from thesis_lib.validation import check_positive_int
+from thesis_lib.validation import check_finite_float, check_positive_float, check_positive_int, check_tensor
 
 __all__ = ["ACTIVATIONS", "relu", "leaky_relu", "sigmoid", "get_activation", "is_activation"]
 
@@ -28,18 +28,6 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "sigmoid", "tanh", "identi
 _NOT_COMPONENTWISE = frozenset({"MultiheadAttention", "GLU", "Softmax", "Softmin", "LogSoftmax", "Softmax2d"})
 
 
-def _check_tensor(name: str, value: Any) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
-    return value
-
-
-def _check_finite_real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number; got {value!r}")
-    return float(value)
-
-
 def relu(t: Tensor) -> Tensor:
     r"""Rectified Linear Unit :math:`\varphi(t) = \max\{0, t\}`, element-wise.
 
@@ -47,7 +35,7 @@ def relu(t: Tensor) -> Tensor:
 
     NaN stays NaN (as in ``torch.relu``); the derivative at :math:`t = 0` is taken to be 0.
     """
-    _check_tensor("t", t)
+    check_tensor("t", t)
     # Example 1.1.2: max{0, t}
     return torch.where(t <= 0, torch.zeros_like(t), t)
 
@@ -64,8 +52,8 @@ def leaky_relu(t: Tensor, alpha: float = 0.01) -> Tensor:
     ReLU only for :math:`\alpha \neq 0`; the usual choice is a small :math:`0 < \alpha < 1`. Any
     finite real ``alpha`` is accepted here.
     """
-    _check_tensor("t", t)
-    alpha = _check_finite_real("alpha", alpha)
+    check_tensor("t", t)
+    alpha = check_finite_float("alpha", alpha)
     # Example 1.1.2: alpha * t for t <= 0, t for t > 0
     return torch.where(t > 0, t, alpha * t)
 
@@ -82,7 +70,7 @@ def sigmoid(t: Tensor) -> Tensor:
     Erratum: Example 1.1.2 announces named activation functions but prints the third one,
     :math:`\varphi(t) = 1/(1+e^{-t})`, without a name; it is the (logistic) sigmoid.
     """
-    _check_tensor("t", t)
+    check_tensor("t", t)
     # exp(-|t|) in (0, 1]: no overflow. Not t.abs(): its derivative at 0 is 0, which would make the
     # gradient at t = 0 vanish instead of being 1/4.
     e = torch.exp(torch.where(t >= 0, -t, t))
@@ -92,8 +80,6 @@ def sigmoid(t: Tensor) -> Tensor:
 
 def _torch_activation_classes() -> dict[str, type[nn.Module]]:
     """Component-wise activation classes of ``torch.nn`` by class name (computed on demand)."""
-    from torch.nn.modules import activation as torch_activations
-
     found = {}
     for name in torch_activations.__all__:
         cls = getattr(torch.nn, name, None)
@@ -123,7 +109,7 @@ def get_activation(name: str, **kwargs: Any) -> nn.Module:
             shown = ", ".join(sorted(allowed)) or "none"
             raise ValueError(f"kwargs {unexpected} are not accepted by activation {name!r} (accepted: {shown})")
         if name == "leaky_relu":
-            alpha = _check_finite_real("alpha", kwargs.get("alpha", 0.01))
+            alpha = check_finite_float("alpha", kwargs.get("alpha", 0.01))
             return nn.LeakyReLU(negative_slope=alpha)
         return {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}[name]()
     classes = _torch_activation_classes()
@@ -176,9 +162,7 @@ def is_activation(
     check_positive_int("refine", refine)
     if refine < 2:
         raise ValueError(f"refine must be an integer >= 2; got {refine!r}")
-    atol = _check_finite_real("atol", atol)
-    if atol <= 0:
-        raise ValueError(f"atol must be a finite number greater than 0; got {atol!r}")
+    atol = check_positive_float("atol", atol)
 
     # Points of the refined grid: (n-1) intervals x (refine+1) points each, both ends included.
     s = torch.linspace(0.0, 1.0, refine + 1, dtype=torch.float64)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from thesis_lib.activations import get_activation
-from thesis_lib.networks import ActivationLike, DeepNetwork, compose
-from thesis_lib.validation import check_positive_int, check_widths
+from thesis_lib.networks import ActivationLike, DeepNetwork, compose, resolve_activation
+from thesis_lib.validation import check_positive_int, check_tensor, check_widths
 
 __all__ = [
     "THESIS_WIDTHS",
@@ -144,16 +144,6 @@ class Autoencoder(nn.Module):
         return compose(self.encoder, self.decoder)
 
 
-def _check_activation(param: str, value: ActivationLike) -> None:
-    if isinstance(value, str):
-        try:
-            get_activation(value)
-        except ValueError as err:
-            raise ValueError(f"{param}={value!r} is not a known activation: {err}") from None
-    elif not callable(value):
-        raise ValueError(f"{param} must be an activation name, an nn.Module or a function; got {value!r}")
-
-
 def fully_connected_autoencoder(
     widths: Sequence[int] = THESIS_WIDTHS,
     activation: ActivationLike = "relu",
@@ -178,7 +168,7 @@ def fully_connected_autoencoder(
     Encoder._check_widths(widths)
     for param, value in (("activation", activation), ("latent_activation", latent_activation),
                          ("output_activation", output_activation)):
-        _check_activation(param, value)
+        resolve_activation(param, value)
     def fresh(value: ActivationLike) -> ActivationLike:  # a module given once is copied into each layer
         return copy.deepcopy(value) if isinstance(value, nn.Module) else value
 
@@ -244,8 +234,8 @@ class ConvAutoencoder(nn.Module):
     ) -> None:
         check_positive_int("latent_dim", latent_dim)
         channels = check_widths("channels", channels, min_len=1)
-        _check_activation("activation", activation)
-        _check_activation("output_activation", output_activation)
+        resolve_activation("activation", activation)
+        resolve_activation("output_activation", output_activation)
         super().__init__()
         self._latent_dim = latent_dim
         self.channels = channels
@@ -280,8 +270,7 @@ class ConvAutoencoder(nn.Module):
 
     @staticmethod
     def _as_images(x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor):
-            raise ValueError(f"x must be a torch.Tensor; got {type(x).__name__}")
+        check_tensor("x", x)
         if x.ndim == 2 and x.shape[1] == _IMAGE_SIZE:
             return x.reshape(-1, *_IMAGE_SHAPE)  # (B, 1, 28, 28)
         if x.ndim == 4 and tuple(x.shape[1:]) == _IMAGE_SHAPE:

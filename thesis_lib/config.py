@@ -1,5 +1,10 @@
 """Configuration: one frozen dataclass per concern, built from a chapter's parameters.
 
+The ground floor of the library: it imports only :mod:`thesis_lib.validation` and
+:mod:`thesis_lib.paths`, and every other module may import it. The names that the rest of the
+library implements (losses, optimisers, model kinds) are listed here, so a configuration can be
+checked without importing what it names; the modules that implement them are tested to agree.
+
 Sizes and hyperparameters live here and in the chapters' parameter cells, never as literals
 scattered through the code. Every dataclass validates itself on construction, so a bad value
 fails before any work starts, with a message that names the parameter.
@@ -14,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thesis_lib.paths import default_checkpoint_dir, default_data_dir, default_figures_dir
 from thesis_lib.validation import (
     check_choice,
     check_nonnegative_float,
@@ -27,30 +33,24 @@ PROFILES = ("quick", "full")
 
 DEVICES = ("auto", "cpu", "cuda")
 CHAPTERS = ("01", "02", "03", "04", "05", "06")  # 06: the errata, executed like a chapter
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
+#: glibc's allocator settings for training (:mod:`thesis_lib.process`): allocations up to 32 MiB (the
+#: largest threshold glibc accepts on 64-bit systems) come from the heap, and free heap memory goes
+#: back to the kernel only beyond 1 GiB. Environment variables, read when a process starts: the
+#: entry points set them for the processes they start (``book/build.py`` for the chapters' kernels).
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 
-def default_data_dir() -> Path:
-    """Where the data sets are cached: ``$THESIS_DATA_DIR``, else ``~/.cache/thesis-companion``."""
-    env = os.environ.get("THESIS_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "thesis-companion"
+#: Training objectives (:func:`thesis_lib.training.make_objective`): reconstruction errors of an
+#: autoencoder, the negative ELBO of a VAE, the importance-weighted bound.
+LOSSES = ("mse", "bce", "elbo", "iwae")
 
+#: Optimisers (:func:`thesis_lib.training.make_optimizer`): ``"adam"`` is torch's fused Adam, the fast
+#: path; ``"thesis_adam"`` is Algorithm 1 written out (:class:`thesis_lib.optimizers.Adam`), the same
+#: update to float rounding; ``"sgd"`` is the thesis's stochastic gradient descent.
+OPTIMIZERS = ("adam", "thesis_adam", "sgd")
 
-def default_checkpoint_dir() -> Path:
-    """Committed checkpoints of the ``full`` profile live in ``checkpoints/`` at the repository root."""
-    return REPO_ROOT / "checkpoints"
-
-
-def resolve_device(device: str) -> str:
-    """Map ``"auto"`` to ``"cuda"`` when a GPU is present and ``"cpu"`` otherwise."""
-    check_choice("device", device, DEVICES)
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but torch sees no CUDA device; use 'auto' or 'cpu'")
-    return device
+#: Model kinds that :func:`thesis_lib.models.build_model` builds.
+MODEL_KINDS = ("mlp", "fc_autoencoder", "linear_autoencoder", "conv_autoencoder", "vae")
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class ChapterConfig:
     device: str = "auto"  # "auto" picks CUDA when present
     data_dir: Path = field(default_factory=default_data_dir)
     retrain: bool = False  # True: train again even when a matching checkpoint exists
-    figures_dir: Path = REPO_ROOT / "book" / "_build" / "figures"
+    figures_dir: Path = field(default_factory=default_figures_dir)
     checkpoint_dir: Path = field(default_factory=default_checkpoint_dir)
 
     def __post_init__(self) -> None:
@@ -91,33 +91,17 @@ class ChapterConfig:
     ) -> ChapterConfig:
         """Build the configuration from a notebook's parameter cell (``None`` means the default)."""
         kwargs: dict[str, Any] = dict(chapter=chapter, profile=profile, seed=seed, device=device, retrain=retrain)
-        if data_dir is not None:
-            kwargs["data_dir"] = Path(data_dir).expanduser()
-        if figures_dir is not None:
-            kwargs["figures_dir"] = Path(figures_dir).expanduser()
-        if checkpoint_dir is not None:
-            kwargs["checkpoint_dir"] = Path(checkpoint_dir).expanduser()
+        paths = {"data_dir": data_dir, "figures_dir": figures_dir, "checkpoint_dir": checkpoint_dir}
+        kwargs.update({key: Path(value).expanduser() for key, value in paths.items() if value is not None})
         return cls(**kwargs)
 
     @property
     def quick(self) -> bool:
         return self.profile == "quick"
 
-    @property
-    def torch_device(self) -> str:
-        """The device actually used: ``"cpu"`` or ``"cuda"``."""
-        return resolve_device(self.device)
-
     def pick(self, quick: Any, full: Any) -> Any:
         """Return the value for the current profile: ``cfg.pick(quick=2, full=1000)``."""
         return quick if self.quick else full
-
-    def figure(self, fig: Any, name: str) -> Any:
-        """Save ``fig`` as PNG and PDF under ``figures_dir`` with the stable ``name``; return ``fig``."""
-        from thesis_lib.plotting import save_figure
-
-        save_figure(fig, name, self.figures_dir)
-        return fig
 
 
 @dataclass(frozen=True)
@@ -131,8 +115,8 @@ class TrainConfig:
     epochs: int = 1000  # passes over the training set
     batch_size: int = 512  # examples per optimiser step; the last batch of an epoch may be smaller
     lr: float = 3e-4  # the optimiser's step size
-    optimizer: str = "adam"  # a name known to thesis_lib.optimizers.make_optimizer
-    loss: str = "mse"  # "mse", "bce" (reconstruction), "elbo" (VAE) or "iwae" (importance-weighted bound)
+    optimizer: str = "adam"  # one of OPTIMIZERS; "thesis_adam" runs Algorithm 1 as written
+    loss: str = "mse"  # one of LOSSES
     beta: float = 1.0  # weight of the KL term when loss == "elbo"
     seed: int = 0  # seeds the initial weights, the batch order and any sampling noise
     train_limit: int = 0  # use only the first n training images; 0 means all
@@ -145,8 +129,6 @@ class TrainConfig:
         check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
         check_positive_float("lr", self.lr)
-        from thesis_lib.optimizers import OPTIMIZERS
-
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("loss", self.loss, LOSSES)
         check_nonnegative_float("beta", self.beta)
@@ -155,12 +137,16 @@ class TrainConfig:
         check_positive_int("iw_samples", self.iw_samples)
         if self.iw_samples != 1 and self.loss != "iwae":
             raise ValueError(f"iw_samples must be 1 unless loss is 'iwae'; got {self.iw_samples} with loss {self.loss!r}")
-        if isinstance(self.lr_decay, bool) or not isinstance(self.lr_decay, (int, float)) or not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must be a number in (0, 1]; got {self.lr_decay!r}")
+        if self.loss == "iwae" and self.beta != 1.0:
+            raise ValueError(f"beta must be 1.0 for loss 'iwae' (the bound has no KL weight); got {self.beta!r}")
+        decay = self.lr_decay
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
+            raise ValueError(f"lr_decay must be a number in (0, 1]; got {decay!r}")
         if not isinstance(self.binarize, bool):
             raise ValueError(f"binarize must be True or False; got {self.binarize!r}")
-        if isinstance(self.exclude_class, bool) or not isinstance(self.exclude_class, int) or self.exclude_class < -1:
-            raise ValueError(f"exclude_class must be a label (0, 1, ...) or -1 for none; got {self.exclude_class!r}")
+        label = self.exclude_class
+        if isinstance(label, bool) or not isinstance(label, int) or label < -1:
+            raise ValueError(f"exclude_class must be a label (0, 1, ...) or -1 for none; got {label!r}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -169,22 +155,17 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-LOSSES = ("mse", "bce", "elbo", "iwae")
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """Which model to build and with which arguments: ``ModelSpec("fc_autoencoder", {"widths": [...]})``.
 
-    Known kinds are listed in :data:`thesis_lib.models.MODEL_KINDS`.
+    ``kind`` is one of :data:`MODEL_KINDS`; :func:`thesis_lib.models.build_model` builds it.
     """
 
     kind: str
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from thesis_lib.models import MODEL_KINDS
-
         check_choice("kind", self.kind, MODEL_KINDS)
         # Store a plain, JSON-like copy so that it round-trips through a checkpoint unchanged.
         object.__setattr__(self, "params", _plain(dict(self.params)))

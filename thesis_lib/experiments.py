@@ -15,7 +15,6 @@ Regenerate checkpoints (by default each process takes the CPUs no other process 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -26,8 +25,14 @@ from typing import Any
 
 import torch
 
+from thesis_lib import data, metrics
+from thesis_lib.autoencoders import THESIS_WIDTHS
+from thesis_lib.checkpoints import file_sha256, load_checkpoint
 from thesis_lib.config import ChapterConfig, ModelSpec, TrainConfig
 from thesis_lib.files import atomic_write_text
+from thesis_lib.paths import default_checkpoint_dir
+from thesis_lib.process import resolve_device, restart_with_malloc_settings, tune_process
+from thesis_lib.runs import TrainResult, train_or_load
 
 QUICK_TRAIN_LIMIT = 2048  # images the quick profile trains on
 QUICK_TEST_LIMIT = 1000  # images the quick profile evaluates on
@@ -51,7 +56,7 @@ class Experiment:
         return self.full.replace(epochs=self.quick_epochs, train_limit=QUICK_TRAIN_LIMIT, seed=seed)
 
 
-def _ae(widths: list[int], **kw: Any) -> ModelSpec:
+def _ae(widths: list[int] | tuple[int, ...], **kw: Any) -> ModelSpec:
     return ModelSpec("fc_autoencoder", {"widths": widths, **kw})
 
 
@@ -68,16 +73,16 @@ STANDARD_VAE = TrainConfig(epochs=10, batch_size=128, lr=1e-3, loss="elbo")  # p
 
 def _registry() -> dict[str, Experiment]:
     exps = [
-        Experiment("ae_thesis", "04", _ae([784, 128, 64, 12, 3]), THESIS_AE,
+        Experiment("ae_thesis", "04", _ae(THESIS_WIDTHS), THESIS_AE,
                    about="Algorithm 2: 784-128-64-12-3 and back, Adam 3e-4, MSE, batch 512, 1000 epochs"),
-        Experiment("ae_thesis_100", "04", _ae([784, 128, 64, 12, 3]), THESIS_AE.replace(epochs=100),
+        Experiment("ae_thesis_100", "04", _ae(THESIS_WIDTHS), THESIS_AE.replace(epochs=100),
                    about="Algorithm 2 stopped after 100 epochs, the MSE side of the MSE-versus-BCE comparison"),
-        Experiment("ae_thesis_bce", "04", _ae([784, 128, 64, 12, 3]), THESIS_AE.replace(loss="bce", epochs=100),
+        Experiment("ae_thesis_bce", "04", _ae(THESIS_WIDTHS), THESIS_AE.replace(loss="bce", epochs=100),
                    about="Algorithm 2 with the BCE of Example 2.2.2 instead of MSE, 100 epochs"),
         Experiment("conv_ae", "04", ModelSpec("conv_autoencoder", {"latent_dim": 3}),
                    TrainConfig(epochs=30, batch_size=128, lr=1e-3), quick_epochs=1,
                    about="convolutional autoencoder, bottleneck 3, Adam 1e-3, batch 128, 30 epochs"),
-        Experiment("fc_ae_like_conv", "04", _ae([784, 128, 64, 12, 3]),
+        Experiment("fc_ae_like_conv", "04", _ae(THESIS_WIDTHS),
                    TrainConfig(epochs=30, batch_size=128, lr=1e-3), quick_epochs=1,
                    about="Algorithm 2's network trained like the convolutional one, for a fair comparison"),
         Experiment("canvas_ae", "04", _ae([1568, 256, 64, 8]), TrainConfig(epochs=100, batch_size=256, lr=1e-3),
@@ -88,7 +93,7 @@ def _registry() -> dict[str, Experiment]:
         exps.append(Experiment(f"linear_ae_{k}", "04", ModelSpec("linear_autoencoder", {"widths": [784, k]}),
                                TrainConfig(epochs=100, batch_size=512, lr=1e-3),
                                about=f"linear autoencoder 784-{k}-784 (identity activations), to compare with PCA"))
-        exps.append(Experiment(f"nonlinear_ae_{k}", "04", _ae([784, 128, 64, k]),
+        exps.append(Experiment(f"nonlinear_ae_{k}", "04", _ae([*THESIS_WIDTHS[:3], k]),
                                TrainConfig(epochs=100, batch_size=512, lr=1e-3),
                                about=f"ReLU autoencoder 784-128-64-{k} and back"))
     exps += [
@@ -141,11 +146,20 @@ def get(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
+def epochs_before(name: str, profile: str = "full") -> int:
+    """Epochs that experiment ``name``'s starting weights were trained for before its own: the sum over
+    its chain of warm starts (``init_from``) in the full profile, 0 in the quick one (which starts from
+    scratch) and for an experiment that is not a warm start. A warm start's curve continues its parent's
+    at epoch ``epochs_before(name) + 1``."""
+    parent = get(name).init_from
+    if profile == "quick" or not parent:
+        return 0
+    return get(parent).full.epochs + epochs_before(parent, profile)
+
+
 def load_data(exp: Experiment, cfg: ChapterConfig) -> dict[str, torch.Tensor]:
     """Training and test tensors for ``exp`` on the chapter's device (test subset in the quick profile)."""
-    from thesis_lib import data
-
-    device = cfg.torch_device
+    device = resolve_device(cfg.device)
     x, y = data.load("mnist", "train", cfg.data_dir)
     xt, yt = data.load("mnist", "test", cfg.data_dir, limit=QUICK_TEST_LIMIT if cfg.quick else 0)
     if exp.data == "mnist_canvas":
@@ -161,13 +175,12 @@ def checkpoint_path(exp: Experiment, cfg: ChapterConfig) -> Path | None:
     return None if cfg.quick else cfg.checkpoint_dir / f"{exp.name}.pt"
 
 
-def run(name: str, cfg: ChapterConfig, progress: bool = False, tensors: dict[str, torch.Tensor] | None = None):
+def run(name: str, cfg: ChapterConfig, progress: bool = False,
+        tensors: dict[str, torch.Tensor] | None = None) -> TrainResult:
     """Train or load experiment ``name`` under the chapter's profile; returns a ``TrainResult``.
 
     ``tensors`` (from :func:`load_data`) saves reloading the data when a chapter runs several experiments.
     """
-    from thesis_lib.checkpoints import train_or_load
-
     exp = get(name)
     t = tensors if tensors is not None else load_data(exp, cfg)
     if exp.data == "mnist_canvas" and t["x_train"].shape[1] != 1568:
@@ -177,7 +190,7 @@ def run(name: str, cfg: ChapterConfig, progress: bool = False, tensors: dict[str
     return train_or_load(
         exp.spec, exp.config(cfg.profile, cfg.seed), t["x_train"], t["x_test"],
         y_train=t["y_train"], path=path, retrain=cfg.retrain,
-        device=cfg.torch_device, progress=progress, include_optimizer=False,
+        device=resolve_device(cfg.device), progress=progress, include_optimizer=False,
         eval_every=max(1, exp.config(cfg.profile).epochs // 100), init=init,
     )
 
@@ -192,7 +205,7 @@ def cached_metric(cfg: ChapterConfig, name: str, key: str, compute: Callable[[],
     path = checkpoint_path(get(name), cfg)
     if path is None or not path.is_file():
         return compute()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_sha256(path)
     store = path.with_suffix(".metrics.json")
     cache = json.loads(store.read_text()) if store.is_file() else {}
     if cache.get("checkpoint_sha256") != digest:
@@ -212,15 +225,13 @@ def nll_on_test_set(name: str, cfg: ChapterConfig, tensors: dict[str, torch.Tens
     chapter's seed (:func:`load_data`), the noise comes from a generator seeded with ``seed + 10``.
     Returns ``{"mean", "stderr", "k", "images"}``.
     """
-    from thesis_lib import metrics
-
     exp = get(name)
     t = tensors if tensors is not None else load_data(exp, cfg)
     k, n = cfg.pick(quick=50, full=5000), cfg.pick(quick=300, full=len(t["x_test"]))
 
     def compute() -> dict[str, Any]:
         model = run(name, cfg, tensors=t).model
-        g = torch.Generator(device=cfg.torch_device).manual_seed(cfg.seed + 10)
+        g = torch.Generator(device=resolve_device(cfg.device)).manual_seed(cfg.seed + 10)
         v = metrics.dataset_nll(model, t["x_test"][:n], k=k, generator=g)
         return {"mean": v.mean().item(), "stderr": (v.std() / len(v) ** 0.5).item(), "k": k, "images": len(v)}
 
@@ -229,9 +240,6 @@ def nll_on_test_set(name: str, cfg: ChapterConfig, tensors: dict[str, torch.Tens
 
 def provenance_table(checkpoint_dir: Path | None = None) -> str:
     """One Markdown row per committed checkpoint: epochs, wall time, hardware and final losses."""
-    from thesis_lib.checkpoints import load_checkpoint
-    from thesis_lib.config import default_checkpoint_dir
-
     folder = checkpoint_dir or default_checkpoint_dir()
     rows = ["| experiment | epochs | wall time | device | threads | torch | final train loss | final test loss |",
             "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: |"]
@@ -252,7 +260,7 @@ def provenance_table(checkpoint_dir: Path | None = None) -> str:
     return "\n".join(rows)
 
 
-def _main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m thesis_lib.experiments", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
@@ -265,45 +273,51 @@ def _main(argv: list[str] | None = None) -> int:
     tr.add_argument("--retrain", action="store_true")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--threads", type=int, default=0,
-                    help="CPU threads per process; 0 (default) picks the free CPUs (thesis_lib.cpu.choose_threads)")
+                    help="CPU threads per process; 0 (default) picks the free CPUs (thesis_lib.process.choose_threads)")
     tr.add_argument("--log", default=None, help="append a line per experiment to this file")
     tr.add_argument("--progress", action="store_true", help="show a per-epoch progress bar on stderr")
-    args = parser.parse_args(argv)
-    if args.command == "list":
-        for e in EXPERIMENTS.values():
-            print(f"{e.name:18s} ch{e.chapter}  {e.full.epochs:5d} epochs  {e.about}")
-        return 0
-    if args.command == "table":
-        print(provenance_table())
-        return 0
-    if args.command == "nll":
-        for n in args.names:
-            if get(n).spec.kind != "vae":
-                parser.error(f"nll needs VAE experiments; {n} is a {get(n).spec.kind}")
-        for n in args.names:
-            cfg = ChapterConfig.from_parameters(chapter=get(n).chapter)
-            print(f"{time.strftime('%H:%M:%S')} {n}: test NLL {nll_on_test_set(n, cfg)}", flush=True)
-        return 0
-    names = args.names or [e.name for e in EXPERIMENTS.values() if args.chapter in (None, e.chapter)]
-    for n in names:
-        get(n)  # fail on a bad name before training anything
-    if args.threads < 0:
-        parser.error(f"--threads must be a positive integer, or 0 to pick the free CPUs; got {args.threads}")
-    from thesis_lib.cpu import choose_threads
+    return parser
 
-    torch.set_num_threads(args.threads or choose_threads())
+
+def _train(names: list[str], args: argparse.Namespace) -> None:
     log = open(args.log, "a") if args.log else sys.stderr
     for n in names:
-        exp = get(n)
-        cfg = ChapterConfig.from_parameters(chapter=exp.chapter, device=args.device, retrain=args.retrain)
+        cfg = ChapterConfig.from_parameters(chapter=get(n).chapter, device=args.device, retrain=args.retrain)
         t0 = time.time()
         print(f"{time.strftime('%H:%M:%S')} {n}: start", file=log, flush=True)
         res = run(n, cfg, progress=args.progress)
         final = {k: round(v[-1], 4) for k, v in res.history.metrics.items() if v}
-        print(f"{time.strftime('%H:%M:%S')} {n}: {'trained' if res.trained else 'loaded'} in {time.time() - t0:.0f} s {final}",
-              file=log, flush=True)
+        done = "trained" if res.trained else "loaded"
+        print(f"{time.strftime('%H:%M:%S')} {n}: {done} in {time.time() - t0:.0f} s {final}", file=log, flush=True)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for e in EXPERIMENTS.values():
+            print(f"{e.name:18s} ch{e.chapter}  {e.full.epochs:5d} epochs  {e.about}")
+    elif args.command == "table":
+        print(provenance_table())
+    elif args.command == "nll":
+        for n in args.names:
+            if get(n).spec.kind != "vae":
+                parser.error(f"nll needs VAE experiments; {n} is a {get(n).spec.kind}")
+        tune_process()  # this command is an entry point: it sets up its own process
+        for n in args.names:
+            cfg = ChapterConfig.from_parameters(chapter=get(n).chapter)
+            print(f"{time.strftime('%H:%M:%S')} {n}: test NLL {nll_on_test_set(n, cfg)}", flush=True)
+    else:
+        names = args.names or [e.name for e in EXPERIMENTS.values() if args.chapter in (None, e.chapter)]
+        for n in names:
+            get(n)  # fail on a bad name before training anything
+        if args.threads < 0:
+            parser.error(f"--threads must be a positive integer, or 0 to pick the free CPUs; got {args.threads}")
+        tune_process(args.threads)  # this command is an entry point: it sets up its own process
+        _train(names, args)
     return 0
 
 
 if __name__ == "__main__":
+    restart_with_malloc_settings(["-m", "thesis_lib.experiments", *sys.argv[1:]])  # see thesis_lib.process
     raise SystemExit(_main())

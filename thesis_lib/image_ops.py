@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thesis_lib.validation import check_positive_int
+from thesis_lib.validation import check_positive_int, check_tensor
 
 __all__ = [
     "normalise",
@@ -33,27 +33,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- private checks
-
-
-def _check_tensor(name: str, value: Any, *, min_ndim: int = 0, ndims: tuple[int, ...] | None = None) -> Tensor:
-    """Return ``value`` if it is a real (non-complex, non-bool) tensor of an allowed rank."""
-    if not isinstance(value, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
-    if value.dtype == torch.bool or value.is_complex():
-        raise ValueError(f"{name} must hold real numbers; got dtype {value.dtype}")
-    if ndims is not None and value.ndim not in ndims:
-        allowed = " or ".join(str(n) for n in ndims)
-        raise ValueError(f"{name} must have {allowed} dimensions; got shape {tuple(value.shape)}")
-    if value.ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimensions; got shape {tuple(value.shape)}")
-    return value
-
-
-def _check_floating(name: str, value: Tensor) -> Tensor:
-    """Return ``value`` if its dtype is floating point."""
-    if not value.is_floating_point():
-        raise ValueError(f"{name} must have a floating-point dtype; got {value.dtype}")
-    return value
 
 
 def _check_pair(name: str, value: Any) -> tuple[int, int]:
@@ -98,7 +77,7 @@ def normalise(images: Tensor) -> Tensor:
     :math:`\Psi' = \frac{1}{255}\Psi`, so every value is divided by 255. ``images`` may be ``uint8``
     or any real dtype holding whole numbers 0..255; the result is ``float32`` of the same shape.
     """
-    _check_tensor("images", images)
+    check_tensor("images", images, real=True)
     if images.numel() > 0:
         as_float = images.double()
         if not bool(torch.isfinite(as_float).all()) or not bool((as_float == as_float.round()).all()):
@@ -124,7 +103,7 @@ def quantise(p: Tensor) -> Tensor:
     (:math:`255\,p_i = k + \tfrac12`); we round ties to even. The error is at most :math:`1/510`
     either way (see :func:`quantisation_error`).
     """
-    _check_tensor("p", p)
+    check_tensor("p", p, real=True)
     if p.numel() > 0:
         as_float = p.double()
         if bool(torch.isnan(as_float).any()):
@@ -168,7 +147,7 @@ def flatten_image(img: Tensor) -> Tensor:
     :math:`\widehat\psi_i = (\psi_{i1}, \dots, \psi_{iN})`, so :math:`M` counts rows (the vertical
     extent). We follow Lemma 1.3.7: ``M`` is the number of rows (torch's ``H``), ``N`` of columns.
     """
-    _check_tensor("img", img, min_ndim=2)
+    check_tensor("img", img, min_ndim=2, real=True)
     return img.reshape(*img.shape[:-2], img.shape[-2] * img.shape[-1])
 
 
@@ -178,7 +157,7 @@ def unflatten_image(v: Tensor, resolution: tuple[int, int]) -> Tensor:
     Thesis: Lemma 1.3.7.
     """
     m, n = _check_pair("resolution", resolution)
-    _check_tensor("v", v, min_ndim=1)
+    check_tensor("v", v, min_ndim=1, real=True)
     if v.shape[-1] != m * n:
         raise ValueError(
             f"v must have last dimension M * N = {m * n} for resolution {(m, n)}; got shape {tuple(v.shape)}"
@@ -241,15 +220,15 @@ def convolve(images: Tensor, kernel: Tensor, stride: int = 1) -> Tensor:
     Finally, the sums leave :math:`\Psi = \{0, \dots, 255\}`, so :math:`T_{conv}` maps into real-valued
     images, not into :math:`\Psi_{\Omega_1}` as stated.
     """
-    _check_tensor("images", images, ndims=(2, 4))
-    _check_tensor("kernel", kernel, ndims=(2, 4))
+    check_tensor("images", images, ndim=(2, 4), real=True)
+    check_tensor("kernel", kernel, ndim=(2, 4), real=True)
     if images.ndim != kernel.ndim:
         raise ValueError(
             f"kernel must be 4-D (C_out, C_in, s, s) for 4-D images and 2-D (s, s) for 2-D images; "
             f"got kernel shape {tuple(kernel.shape)} for images of shape {tuple(images.shape)}"
         )
-    _check_floating("images", images)
-    _check_floating("kernel", kernel)
+    check_tensor("images", images, floating=True)
+    check_tensor("kernel", kernel, floating=True)
     if images.ndim == 4 and kernel.shape[1] != images.shape[1]:
         raise ValueError(
             f"kernel must have C_in = {images.shape[1]} input channels (images.shape[1]); "
@@ -274,7 +253,7 @@ def convolve(images: Tensor, kernel: Tensor, stride: int = 1) -> Tensor:
 
 def _pool_args(images: Any, pool: Any, stride: Any) -> tuple[tuple[int, int], int | None]:
     """Validate the arguments shared by the three pooling operators; return ``(window, stride)``."""
-    _check_tensor("images", images, min_ndim=2)
+    check_tensor("images", images, min_ndim=2, real=True)
     window = _check_pair("pool", pool)
     if stride is not None:
         check_positive_int("stride", stride)
@@ -312,7 +291,7 @@ def avg_pool(images: Tensor, pool: tuple[int, int] | int, stride: int | None = N
     :math:`(i + m - 1,\,j + n - 1)` at stride 1.
     """
     window, stride = _pool_args(images, pool, stride)
-    _check_floating("images", images)
+    check_tensor("images", images, floating=True)
     patches = _pooled_windows(images, window, stride)  # (..., M1, N1, p1, p2)
     # Eq. (1.8), corrected: mean over the window shifted by (i-1)s, (j-1)s
     return patches.mean(dim=(-2, -1))  # (..., M1, N1)

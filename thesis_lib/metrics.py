@@ -19,20 +19,19 @@ import math
 import torch
 from torch import Tensor, nn
 
-from thesis_lib.losses import gaussian_kl
-from thesis_lib.validation import check_positive_float, check_positive_int
+from thesis_lib.divergences import gaussian_kl
+from thesis_lib.networks import eval_mode
+from thesis_lib.vae import check_vae, importance_sampled_nll
+from thesis_lib.validation import check_positive_float, check_positive_int, check_tensor
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 # --------------------------------------------------------------------------- ranks and ROC
 def _check_scores(name: str, scores: Tensor) -> Tensor:
-    if not isinstance(scores, Tensor):
-        raise ValueError(f"{name} must be a 1-d tensor of scores; got {type(scores).__name__}")
-    if scores.dim() != 1 or scores.numel() == 0:
+    check_tensor(name, scores, ndim=1, real=True)
+    if scores.numel() == 0:
         raise ValueError(f"{name} must be a non-empty 1-d tensor; got shape {tuple(scores.shape)}")
-    if scores.is_complex() or scores.dtype == torch.bool:
-        raise ValueError(f"{name} must hold real numbers; got dtype {scores.dtype}")
     if not torch.isfinite(scores).all():
         raise ValueError(f"{name} must be finite; got NaN or infinite values")
     return scores.detach().cpu().double()
@@ -95,11 +94,11 @@ def roc_curve(scores_normal: Tensor, scores_anomalous: Tensor) -> tuple[Tensor, 
 
 
 # --------------------------------------------------------------------------- anomaly scores
-def _check_vae(model: object) -> None:
-    for attr in ("encode", "log_likelihood", "latent_dim"):
-        if not hasattr(model, attr):
-            raise ValueError(f"model must be a thesis_lib.vae.VAE (encode, log_likelihood, latent_dim); "
-                             f"got {type(model).__name__} without {attr!r}")
+def _check_images(x: Tensor, min_count: int = 1) -> None:
+    """``x`` must be a batch ``(B, ...)`` of at least ``min_count`` images."""
+    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] < min_count:
+        what = "a non-empty batch of images" if min_count == 1 else "a batch of at least two images"
+        raise ValueError(f"x must be {what} (B, ...); got {getattr(x, 'shape', x)}")
 
 
 @torch.no_grad()
@@ -125,28 +124,25 @@ def anomaly_scores(
     ``n_samples >= 2``) also returns each score's Monte Carlo standard error, the standard deviation
     of $-\log p(x|z_s)$ over the samples divided by $\sqrt S$ (the KL term is exact).
     """
-    _check_vae(model)
+    check_vae(model)
     n_samples = check_positive_int("n_samples", n_samples)
     batch_size = check_positive_int("batch_size", batch_size)
-    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
-        raise ValueError(f"x must be a non-empty batch of images (B, ...); got {getattr(x, 'shape', x)}")
+    _check_images(x)
     if return_stderr and n_samples < 2:
         raise ValueError(f"n_samples must be at least 2 to estimate a standard error; got {n_samples}")
     p = next(model.parameters())
     eps = torch.randn((n_samples, x.shape[0], model.latent_dim), generator=generator,
                       dtype=p.dtype, device=p.device)  # (S, B, L)
-    was_training = model.training
-    model.eval()
     out, err = [], []
-    for start in range(0, x.shape[0], batch_size):
-        xb = x[start:start + batch_size]
-        mu, logvar = model.encode(xb)  # (b, L) each
-        z = mu + torch.exp(0.5 * logvar) * eps[:, start:start + batch_size]  # (S, b, L)
-        recon = -model.log_likelihood(xb, z)  # (S, b)
-        out.append(recon.mean(dim=0) + gaussian_kl(mu, logvar))
-        if return_stderr:
-            err.append(recon.std(dim=0) / math.sqrt(n_samples))
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start:start + batch_size]
+            mu, logvar = model.encode(xb)  # (b, L) each
+            z = mu + torch.exp(0.5 * logvar) * eps[:, start:start + batch_size]  # (S, b, L)
+            recon = -model.log_likelihood(xb, z)  # (S, b)
+            out.append(recon.mean(dim=0) + gaussian_kl(mu, logvar))
+            if return_stderr:
+                err.append(recon.std(dim=0) / math.sqrt(n_samples))
     return (torch.cat(out), torch.cat(err)) if return_stderr else torch.cat(out)
 
 
@@ -166,37 +162,29 @@ def dataset_nll(
     ``batch_size * chunk * input_dim`` decoder outputs are held at once. The batches draw from
     ``generator`` in order, so the result depends on ``batch_size`` (not on its distribution).
     """
-    from thesis_lib.vae import importance_sampled_nll
-
-    _check_vae(model)
+    check_vae(model)
     batch_size = check_positive_int("batch_size", batch_size)
-    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
-        raise ValueError(f"x must be a non-empty batch of images (B, ...); got {getattr(x, 'shape', x)}")
-    was_training = model.training
-    model.eval()
-    out = [importance_sampled_nll(model, xb, k=k, chunk=chunk, generator=generator) for xb in x.split(batch_size)]
-    model.train(was_training)
+    _check_images(x)
+    with eval_mode(model):
+        out = [importance_sampled_nll(model, xb, k=k, chunk=chunk, generator=generator) for xb in x.split(batch_size)]
     return torch.cat(out)
 
 
 # --------------------------------------------------------------------------- exact 2-d evidence
 @torch.no_grad()
 def latent_activity(model: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
-    r"""Per latent unit $u$, the activity $A_u = \operatorname{Var}_xig(\mathbb E_{q(z|x)}[z_u]ig)$ over the images ``x``: ``(L,)``.
+    r"""Per latent unit $u$, the activity $A_u = \operatorname{Var}_x\big(\mathbb E_{q(z|x)}[z_u]\big)$ over the images ``x``: ``(L,)``.
 
     Burda et al. (2016), Section 5.2: a unit whose encoder mean barely moves with the input carries no
     information about it (its $q(z_u|x)$ stays at the prior, and the decoder ignores it); they call a
     unit active when $A_u > 10^{-2}$. Count them with ``(latent_activity(model, x) > 1e-2).sum()``.
     The variance is the population variance (divided by the number of images).
     """
-    _check_vae(model)
+    check_vae(model)
     batch_size = check_positive_int("batch_size", batch_size)
-    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] < 2:
-        raise ValueError(f"x must be a batch of at least two images (B, ...); got {getattr(x, 'shape', x)}")
-    was_training = model.training
-    model.eval()
-    mu = torch.cat([model.encode(xb)[0] for xb in x.split(batch_size)]).double()  # (N, L)
-    model.train(was_training)
+    _check_images(x, min_count=2)
+    with eval_mode(model):
+        mu = torch.cat([model.encode(xb)[0] for xb in x.split(batch_size)]).double()  # (N, L)
     return mu.var(dim=0, unbiased=False)
 
 
@@ -238,7 +226,7 @@ def posterior_mode(
     matches the posterior's curvature there (NaN where $-H$ is not positive definite: no proper
     maximum). Shapes ``(B, d)`` each.
     """
-    _check_vae(model)
+    check_vae(model)
     steps = check_positive_int("steps", steps)
     lr = check_positive_float("lr", lr)
     z = start.detach().clone()
@@ -261,6 +249,77 @@ def posterior_mode(
     if ok.any():
         std[ok] = torch.linalg.inv(neg_h[ok]).diagonal(dim1=-2, dim2=-1).sqrt()
     return z, std
+
+
+def _check_grid_args(
+    model: nn.Module, x: Tensor, points: int, half_width: float, chunk: int, scan_points: int, scan_span: float
+) -> tuple[int, float, int, int, float]:
+    """The checks of :func:`latent_grid_decomposition`; returns its numeric arguments, validated."""
+    points = check_positive_int("points", points)
+    half_width = check_positive_float("half_width", half_width)
+    chunk = check_positive_int("chunk", chunk)
+    d = int(model.latent_dim)
+    if d not in (1, 2):
+        raise ValueError(f"latent_grid_decomposition needs a latent space of dimension 1 or 2; got latent_dim={d}")
+    scan_points = check_positive_int("scan_points", scan_points)
+    scan_span = check_positive_float("scan_span", scan_span)
+    if points < 3 or scan_points < 3:
+        raise ValueError(f"points and scan_points must be at least 3 per axis; got {points} and {scan_points}")
+    _check_images(x)
+    return points, half_width, chunk, scan_points, scan_span
+
+
+def _unit_grid(t: Tensor, d: int) -> Tensor:
+    """All points of the regular grid with the coordinates ``t`` on each of ``d`` axes, ``(len(t) ** d, d)``."""
+    return torch.stack(torch.meshgrid(*([t] * d), indexing="ij"), dim=-1).reshape(-1, d)
+
+
+def _scan_best(model: nn.Module, x: Tensor, scan_span: float, scan_points: int, chunk: int) -> Tensor:
+    r"""For each image, the point of a coarse grid over $[-s, s]^d$ with the highest log joint: ``(B, d)``."""
+    p = next(model.parameters())
+    s = torch.linspace(-scan_span, scan_span, scan_points, dtype=p.dtype, device=p.device)
+    scan = _unit_grid(s, int(model.latent_dim))  # (S, d)
+    scan_lj = torch.cat([model.log_likelihood(x, sc[:, None, :].expand(-1, x.shape[0], -1)) - 0.5 * sc.pow(2).sum(-1, keepdim=True)
+                         for sc in scan.split(chunk)])  # (S, B)
+    return scan[scan_lj.argmax(dim=0)]
+
+
+def _grid_box(
+    model: nn.Module, x: Tensor, starts: tuple[Tensor, ...], mu: Tensor, std: Tensor, half_width: float, mode_steps: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""``(lo, hi, mode, posterior_std)``: the box holding $\mu \pm h\sigma$ and every mode $z^*_i \pm h s^*_i$
+    found from ``starts``, and the highest of those modes with its Laplace standard deviation (``(B, d)`` each)."""
+    dtype = next(model.parameters()).dtype
+    lo, hi, best = mu - half_width * std, mu + half_width * std, None  # (B, d) each
+    for start in starts:
+        mode_i, std_i = posterior_mode(model, x, start, steps=mode_steps)
+        mode_i = mode_i.double()
+        std_i = torch.where(torch.isfinite(std_i), std_i, std)  # no curvature estimate: use q's width
+        lo, hi = torch.minimum(lo, mode_i - half_width * std_i), torch.maximum(hi, mode_i + half_width * std_i)
+        lj_i = _log_joint_and_grad(model, x, mode_i.to(dtype))[0]
+        if best is None:
+            best = (lj_i, mode_i, std_i)
+        else:
+            higher = (lj_i > best[0])[:, None]
+            best = (torch.maximum(lj_i, best[0]), torch.where(higher, mode_i, best[1]), torch.where(higher, std_i, best[2]))
+    return lo, hi, best[1], best[2]
+
+
+def _grid_log_densities(
+    model: nn.Module, x: Tensor, lo: Tensor, hi: Tensor, mu: Tensor, logvar: Tensor, points: int, chunk: int
+) -> tuple[Tensor, Tensor]:
+    r"""$\log p(x|z_g) + \log p(z_g)$ and $\log q(z_g|x)$ on the grid of ``points`` per axis over ``[lo, hi]``: ``(G, B)`` each."""
+    dtype = next(model.parameters()).dtype
+    std = torch.exp(0.5 * logvar)
+    t = torch.linspace(0.0, 1.0, points, dtype=torch.float64, device=mu.device)
+    unit = _unit_grid(t, mu.shape[-1])  # (G, d)
+    parts: dict[str, list[Tensor]] = {"log_joint": [], "log_q": []}
+    for start in range(0, len(unit), chunk):
+        z = lo + unit[start:start + chunk, None, :] * (hi - lo)  # (g, B, d)
+        log_lik = model.log_likelihood(x, z.to(dtype)).double()  # (g, B)
+        parts["log_joint"].append(log_lik - 0.5 * (z.pow(2) + _LOG_2PI).sum(dim=-1))  # + log p(z)
+        parts["log_q"].append(-0.5 * (((z - mu) / std).pow(2) + logvar + _LOG_2PI).sum(dim=-1))
+    return torch.cat(parts["log_joint"]), torch.cat(parts["log_q"])
 
 
 @torch.no_grad()
@@ -302,54 +361,19 @@ def latent_grid_decomposition(
     per image, ``chunk`` grid points at a time (memory about ``chunk * B * input_dim`` numbers),
     plus ``2 * mode_steps`` gradient steps.
     """
-    _check_vae(model)
-    points = check_positive_int("points", points)
-    half_width = check_positive_float("half_width", half_width)
-    chunk = check_positive_int("chunk", chunk)
-    d = int(model.latent_dim)
-    if d not in (1, 2):
-        raise ValueError(f"latent_grid_decomposition needs a latent space of dimension 1 or 2; got latent_dim={d}")
-    scan_points = check_positive_int("scan_points", scan_points)
-    scan_span = check_positive_float("scan_span", scan_span)
-    if points < 3 or scan_points < 3:
-        raise ValueError(f"points and scan_points must be at least 3 per axis; got {points} and {scan_points}")
-    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
-        raise ValueError(f"x must be a non-empty batch of images (B, ...); got {getattr(x, 'shape', x)}")
-    was_training = model.training
-    model.eval()
-    dtype = next(model.parameters()).dtype
-    mu32, logvar32 = model.encode(x)
-    mu, logvar = mu32.double(), logvar32.double()
-    std = torch.exp(0.5 * logvar)
-    s = torch.linspace(-scan_span, scan_span, scan_points, dtype=dtype, device=mu.device)
-    scan = torch.stack(torch.meshgrid(*([s] * d), indexing="ij"), dim=-1).reshape(-1, d)  # (S, d)
-    scan_lj = torch.cat([model.log_likelihood(x, sc[:, None, :].expand(-1, x.shape[0], -1)) - 0.5 * sc.pow(2).sum(-1, keepdim=True)
-                         for sc in scan.split(chunk)])  # (S, B)
-    lo, hi, best = mu - half_width * std, mu + half_width * std, None  # (B, d) each
-    for start in (mu32, scan[scan_lj.argmax(dim=0)]):
-        mode_i, std_i = posterior_mode(model, x, start, steps=mode_steps)
-        mode_i = mode_i.double()
-        std_i = torch.where(torch.isfinite(std_i), std_i, std)  # no curvature estimate: use q's width
-        lo, hi = torch.minimum(lo, mode_i - half_width * std_i), torch.maximum(hi, mode_i + half_width * std_i)
-        lj_i = _log_joint_and_grad(model, x, mode_i.to(dtype))[0]
-        if best is None:
-            best = (lj_i, mode_i, std_i)
-        else:
-            higher = (lj_i > best[0])[:, None]
-            best = (torch.maximum(lj_i, best[0]), torch.where(higher, mode_i, best[1]), torch.where(higher, std_i, best[2]))
-    mode, post_std = best[1], best[2]
-    t = torch.linspace(0.0, 1.0, points, dtype=torch.float64, device=mu.device)
-    unit = torch.stack(torch.meshgrid(*([t] * d), indexing="ij"), dim=-1).reshape(-1, d)  # (G, d)
-    spacing = (hi - lo) / (points - 1)
+    check_vae(model)
+    points, half_width, chunk, scan_points, scan_span = _check_grid_args(
+        model, x, points, half_width, chunk, scan_points, scan_span
+    )
+    with eval_mode(model):
+        mu32, logvar32 = model.encode(x)
+        mu, logvar = mu32.double(), logvar32.double()
+        std = torch.exp(0.5 * logvar)
+        starts = (mu32, _scan_best(model, x, scan_span, scan_points, chunk))
+        lo, hi, mode, post_std = _grid_box(model, x, starts, mu, std, half_width, mode_steps)
+        spacing = (hi - lo) / (points - 1)
+        log_joint, log_q = _grid_log_densities(model, x, lo, hi, mu, logvar, points, chunk)  # (G, B) each
     log_cell = torch.log(spacing).sum(dim=-1)  # (B,)
-    parts: dict[str, list[Tensor]] = {"log_joint": [], "log_q": []}
-    for start in range(0, len(unit), chunk):
-        z = lo + unit[start:start + chunk, None, :] * (hi - lo)  # (g, B, d)
-        log_lik = model.log_likelihood(x, z.to(dtype)).double()  # (g, B)
-        parts["log_joint"].append(log_lik - 0.5 * (z.pow(2) + _LOG_2PI).sum(dim=-1))  # + log p(z)
-        parts["log_q"].append(-0.5 * (((z - mu) / std).pow(2) + logvar + _LOG_2PI).sum(dim=-1))
-    model.train(was_training)
-    log_joint, log_q = torch.cat(parts["log_joint"]), torch.cat(parts["log_q"])  # (G, B)
     log_px = torch.logsumexp(log_joint, dim=0) + log_cell  # (B,)
     wq = torch.exp(log_q + log_cell)  # (G, B): q(z_g|x) times the cell volume
     elbo = (wq * (log_joint - log_q)).sum(dim=0)

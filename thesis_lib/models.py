@@ -7,32 +7,26 @@ from the one asked for can be refused.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from torch import nn
 
-MODEL_KINDS = ("mlp", "fc_autoencoder", "linear_autoencoder", "conv_autoencoder", "vae")
+from thesis_lib import autoencoders, networks, vae
+from thesis_lib.config import ModelSpec
+
+BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "mlp": networks.DeepNetwork,
+    "fc_autoencoder": autoencoders.fully_connected_autoencoder,
+    "linear_autoencoder": autoencoders.linear_autoencoder,
+    "conv_autoencoder": autoencoders.ConvAutoencoder,
+    "vae": vae.VAE,
+}
 
 
-def _builders() -> dict[str, Callable[..., nn.Module]]:
-    from thesis_lib import autoencoders, networks, vae
-
-    return {
-        "mlp": networks.DeepNetwork,
-        "fc_autoencoder": autoencoders.fully_connected_autoencoder,
-        "linear_autoencoder": autoencoders.linear_autoencoder,
-        "conv_autoencoder": autoencoders.ConvAutoencoder,
-        "vae": vae.VAE,
-    }
-
-
-def build_model(spec: Any) -> nn.Module:
-    """Build the model that ``spec`` (a ``ModelSpec``) describes, with freshly initialised weights.
+def build_model(spec: ModelSpec) -> nn.Module:
+    """Build the model that ``spec`` describes, with freshly initialised weights.
 
     Seed torch before calling this to get the same initial weights every time.
     """
-    from thesis_lib.config import ModelSpec
-
     if not isinstance(spec, ModelSpec):
         raise ValueError(f"spec must be a thesis_lib.config.ModelSpec; got {type(spec).__name__}")
     params = dict(spec.params)
@@ -40,6 +34,6 @@ def build_model(spec: Any) -> nn.Module:
         if isinstance(params.get(key), list):
             params[key] = tuple(params[key])
     try:
-        return _builders()[spec.kind](**params)
+        return BUILDERS[spec.kind](**params)
     except TypeError as err:  # an unknown keyword: say which kind and what it accepts
         raise ValueError(f"bad parameters for model kind {spec.kind!r}: {err}") from None

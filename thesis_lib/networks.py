@@ -7,9 +7,10 @@ vectors, shape ``(B, d)``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Union
 
 import torch
@@ -19,15 +20,39 @@ from torch import Tensor, nn
 from thesis_lib.activations import get_activation
 from thesis_lib.validation import check_positive_int, check_widths
 
-__all__ = ["PhiNeuron", "PhiLayer", "DeepNetwork", "compose", "count_parameters"]
+__all__ = [
+    "PhiNeuron",
+    "PhiLayer",
+    "DeepNetwork",
+    "phi_layers",
+    "compose",
+    "count_parameters",
+    "eval_mode",
+    "resolve_activation",
+]
 
 #: An activation as the constructors take it: a name for :func:`~thesis_lib.activations.get_activation`,
 #: an ``nn.Module`` or a function Tensor -> Tensor applied element-wise.
 ActivationLike = Union[str, nn.Module, Callable[[Tensor], Tensor]]
 
 
-def _activation(param: str, value: Any) -> tuple[Callable[[Tensor], Tensor], str]:
-    """Resolve ``value`` to (callable, name); a bad value raises ``ValueError`` naming ``param``."""
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode inside the block and give it back the mode it had (train or eval)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def resolve_activation(param: str, value: Any) -> tuple[Callable[[Tensor], Tensor], str]:
+    """Resolve ``value`` to (callable, name); a bad value raises ``ValueError`` naming ``param``.
+
+    A name goes through :func:`~thesis_lib.activations.get_activation` (a fresh module each call);
+    an ``nn.Module`` or a function is returned as it is.
+    """
     if isinstance(value, str):
         try:
             return get_activation(value), value
@@ -67,7 +92,7 @@ class PhiNeuron(nn.Module):
             bias_t = torch.tensor(float(bias), dtype=weight.dtype)
         else:
             raise ValueError(f"bias must be a finite real number or a one-element tensor; got {bias!r}")
-        phi, name = _activation("activation", activation)
+        phi, name = resolve_activation("activation", activation)
         super().__init__()
         self.weight = nn.Parameter(weight.detach().clone())  # (k,)
         self.bias = nn.Parameter(bias_t)  # ()
@@ -114,7 +139,7 @@ class PhiLayer(nn.Module):
     def __init__(self, in_features: int, out_features: int, activation: ActivationLike = "relu") -> None:
         check_positive_int("in_features", in_features)
         check_positive_int("out_features", out_features)
-        phi, name = _activation("activation", activation)
+        phi, name = resolve_activation("activation", activation)
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -153,6 +178,52 @@ class PhiLayer(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation_name!r}"
 
 
+def _check_adjacent(name: str, parts: Sequence[PhiLayer] | Sequence[DeepNetwork], suffix: str = "") -> None:
+    """Raise ``ValueError`` unless each part's output dimension is the next part's input dimension."""
+    for i, (a, b) in enumerate(zip(parts, parts[1:])):
+        if a.out_features != b.in_features:
+            raise ValueError(
+                f"{name}[{i}] has output dimension {a.out_features} but {name}[{i + 1}] "
+                f"has input dimension {b.in_features}{suffix}"
+            )
+
+
+def phi_layers(
+    widths: Sequence[int],
+    activations: ActivationLike | Sequence[ActivationLike] = "relu",
+) -> list[PhiLayer]:
+    r"""The layers :math:`H_1, \dots, H_L` of a deep network with widths :math:`d_1, \dots, d_{L+1}`, fresh.
+
+    Thesis: Definition 1.1.5.
+
+    ``layers[i]`` is the :class:`PhiLayer` :math:`\mathbb{R}^{d_{i+1}} \to \mathbb{R}^{d_{i+2}}`.
+    ``activations`` is one activation for all layers or one per layer, as for :class:`DeepNetwork`
+    (which builds its layers here, as does :class:`thesis_lib.vae.VAE`); a single ``nn.Module`` is
+    deep-copied into each layer. The weights are initialised layer by layer in order, as a stack of
+    ``torch.nn.Linear`` would be.
+    """
+    widths = check_widths("widths", widths)
+    depth = len(widths) - 1
+    if isinstance(activations, str) or callable(activations):
+        resolve_activation("activations", activations)  # check the single value once, naming the parameter
+        specs = [copy.deepcopy(activations) if isinstance(activations, nn.Module) else activations
+                 for _ in range(depth)]
+    elif isinstance(activations, Sequence):
+        if len(activations) != depth:
+            raise ValueError(
+                f"activations must be one activation or a sequence of L = {depth} (one per layer, "
+                f"widths {list(widths)}); got {len(activations)}: {list(activations)!r}"
+            )
+        specs = list(activations)
+    else:
+        raise ValueError(f"activations must be an activation name or a sequence of them; got {activations!r}")
+    resolved = [resolve_activation(f"activations[{i}]", spec) for i, spec in enumerate(specs)]
+    layers = [PhiLayer(widths[i], widths[i + 1], phi) for i, (phi, _) in enumerate(resolved)]
+    for layer, (_, name) in zip(layers, resolved):
+        layer.activation_name = name
+    return layers
+
+
 class DeepNetwork(nn.Module):
     r""":math:`\varphi`-deep neural network :math:`f = H_L \circ \dots \circ H_1: \mathbb{R}^{d_1} \to \mathbb{R}^{d_{L+1}}`.
 
@@ -172,27 +243,9 @@ class DeepNetwork(nn.Module):
     ) -> None:
         widths = check_widths("widths", widths)
         type(self)._check_widths(widths)
-        depth = len(widths) - 1
-        if isinstance(activations, str) or callable(activations):
-            _activation("activations", activations)  # check the single value once, naming the parameter
-            specs = [copy.deepcopy(activations) if isinstance(activations, nn.Module) else activations
-                     for _ in range(depth)]
-        elif isinstance(activations, Sequence):
-            if len(activations) != depth:
-                raise ValueError(
-                    f"activations must be one activation or a sequence of L = {depth} (one per layer, "
-                    f"widths {list(widths)}); got {len(activations)}: {list(activations)!r}"
-                )
-            specs = list(activations)
-        else:
-            raise ValueError(f"activations must be an activation name or a sequence of them; got {activations!r}")
-        resolved = [_activation(f"activations[{i}]", spec) for i, spec in enumerate(specs)]
+        layers = phi_layers(widths, activations)
         super().__init__()
-        self.layers = nn.ModuleList(
-            PhiLayer(widths[i], widths[i + 1], phi) for i, (phi, _) in enumerate(resolved)
-        )
-        for layer, (_, name) in zip(self.layers, resolved):
-            layer.activation_name = name
+        self.layers = nn.ModuleList(layers)
 
     @classmethod
     def _check_widths(cls, widths: tuple[int, ...]) -> None:
@@ -208,12 +261,7 @@ class DeepNetwork(nn.Module):
         for i, layer in enumerate(layers):
             if not isinstance(layer, PhiLayer):
                 raise ValueError(f"layers[{i}] must be a PhiLayer; got {type(layer).__name__}")
-        for i in range(len(layers) - 1):
-            if layers[i].out_features != layers[i + 1].in_features:
-                raise ValueError(
-                    f"layers[{i}] has output dimension {layers[i].out_features} but layers[{i + 1}] "
-                    f"has input dimension {layers[i + 1].in_features}"
-                )
+        _check_adjacent("layers", layers)
         cls._check_widths((layers[0].in_features, *(layer.out_features for layer in layers)))
         net = cls.__new__(cls)
         nn.Module.__init__(net)
@@ -292,12 +340,7 @@ def compose(*networks: DeepNetwork) -> DeepNetwork:
     for i, net in enumerate(networks):
         if not isinstance(net, DeepNetwork):
             raise ValueError(f"networks[{i}] must be a DeepNetwork; got {type(net).__name__}")
-    for i in range(len(networks) - 1):
-        if networks[i].out_features != networks[i + 1].in_features:
-            raise ValueError(
-                f"networks[{i}] has output dimension {networks[i].out_features} but networks[{i + 1}] "
-                f"has input dimension {networks[i + 1].in_features}; they cannot be composed"
-            )
+    _check_adjacent("networks", networks, "; they cannot be composed")
     # Eq. (2.3): H~_{L_2} o ... o H~_1 o H_{L_1} o ... o H_1
     return DeepNetwork.from_layers([layer for net in networks for layer in net.layers])
 

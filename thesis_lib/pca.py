@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from thesis_lib.validation import check_choice, check_positive_int
+from thesis_lib.losses import image_mse
+from thesis_lib.validation import check_choice, check_positive_int, check_tensor
 
 __all__ = ["PCA", "fit_pca", "transform", "inverse_transform", "reconstruct", "reconstruction_error",
            "principal_angles"]
@@ -78,12 +79,10 @@ class PCA:
 
 
 def _check_data(name: str, x: object, dim: int | None = None) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape (n, D); got {type(x).__name__}")
+    check_tensor(name, x)
     if x.dim() != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} must have shape (n, D) with n, D >= 1; got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
+    check_tensor(name, x, floating=True)
     if dim is not None and x.shape[1] != dim:
         raise ValueError(f"{name} must have {dim} columns (the fitted dimension); got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
@@ -167,8 +166,6 @@ def reconstruction_error(pca: PCA, x: Tensor, reduction: str = "sum") -> Tensor:
     2.2.2 on an image); ``"mean"`` divides by :math:`D` (the per-pixel mean squared error). On the
     fitting data the mean over examples of the ``"sum"`` form is :attr:`PCA.discarded_variance`.
     """
-    from thesis_lib.losses import image_mse
-
     check_choice("reduction", reduction, ("sum", "mean"))
     _check_pca(pca)
     x = _check_data("x", x, pca.dim).double()

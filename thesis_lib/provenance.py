@@ -19,6 +19,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import thesis_lib
+
 _CONFIG_FIELDS = ("profile", "seed", "device")
 
 # Labels of the table, in the order they are shown; keys are those of environment_info().
@@ -111,8 +113,6 @@ def _device_used(cfg: Any, torch: Any) -> str:
     """The device the chapter used, resolved from ``cfg`` (``"auto"`` becomes cpu or cuda)."""
     if cfg is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif hasattr(cfg, "torch_device"):
-        device = str(cfg.torch_device)
     else:
         device = str(cfg.device)
         if device == "auto":
@@ -130,9 +130,7 @@ def environment_info(cfg: Any = None) -> dict[str, str]:
     device is the one ``"auto"`` would pick). The date is the day of execution in UTC (ISO 8601).
     """
     _check_cfg(cfg)
-    import torch
-
-    import thesis_lib
+    import torch  # here, not at the top: importing this module must stay cheap (no torch)
 
     return {
         "python": platform.python_version(),

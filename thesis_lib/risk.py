@@ -26,8 +26,17 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from thesis_lib.validation import check_choice, check_nonnegative_float, check_positive_int
+from thesis_lib.networks import eval_mode
+from thesis_lib.validation import (
+    check_choice,
+    check_finite_float,
+    check_nonnegative_float,
+    check_positive_int,
+    check_tensor,
+)
 
 __all__ = [
     "GaussianLinearTask",
@@ -41,14 +50,6 @@ __all__ = [
 ]
 
 Objective = Callable[[nn.Module, Tensor, "Tensor | None"], Tensor]
-
-
-def _check_tensor(name: str, value: object, ndim: int | None = None) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
-    if ndim is not None and value.dim() != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s); got shape {tuple(value.shape)}")
-    return value
 
 
 # --------------------------------------------------------------------------- Definition 1.2.3
@@ -73,9 +74,9 @@ class GaussianLinearTask:
     noise_std: float
 
     def __post_init__(self) -> None:
-        mu = _check_tensor("mu", self.mu, 1).detach().double()
+        mu = check_tensor("mu", self.mu, ndim=1).detach().double()
         d = mu.shape[0]
-        cov = _check_tensor("cov", self.cov, 2).detach().double()
+        cov = check_tensor("cov", self.cov, ndim=2).detach().double()
         if cov.shape != (d, d):
             raise ValueError(f"cov must have shape ({d}, {d}) to match mu; got {tuple(cov.shape)}")
         if not torch.allclose(cov, cov.T):
@@ -83,15 +84,14 @@ class GaussianLinearTask:
         chol, info = torch.linalg.cholesky_ex(cov)
         if int(info) != 0:
             raise ValueError("cov must be positive definite")
-        w_star = _check_tensor("w_star", self.w_star, 1).detach().double()
+        w_star = check_tensor("w_star", self.w_star, ndim=1).detach().double()
         if w_star.shape != (d,):
             raise ValueError(f"w_star must have shape ({d},) to match mu; got {tuple(w_star.shape)}")
-        if isinstance(self.b_star, bool) or not isinstance(self.b_star, (int, float)) or not math.isfinite(self.b_star):
-            raise ValueError(f"b_star must be a finite number; got {self.b_star!r}")
+        b_star = check_finite_float("b_star", self.b_star)
         object.__setattr__(self, "mu", mu)
         object.__setattr__(self, "cov", cov)
         object.__setattr__(self, "w_star", w_star)
-        object.__setattr__(self, "b_star", float(self.b_star))
+        object.__setattr__(self, "b_star", b_star)
         object.__setattr__(self, "noise_std", check_nonnegative_float("noise_std", self.noise_std))
         object.__setattr__(self, "_chol", chol)
 
@@ -110,7 +110,7 @@ class GaussianLinearTask:
 
     def residual_moments(self, w: Tensor, b: float) -> tuple[float, float]:
         r"""Mean :math:`m` and standard deviation :math:`s` of :math:`y - \langle w, x \rangle - b` under :math:`P`."""
-        w = _check_tensor("w", w, 1).detach().double()
+        w = check_tensor("w", w, ndim=1).detach().double()
         if w.shape != (self.dim,):
             raise ValueError(f"w must have shape ({self.dim},); got {tuple(w.shape)}")
         dw = self.w_star - w
@@ -184,10 +184,10 @@ def _check_objective_args(model: nn.Module, objective: Objective, x: Tensor, y: 
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     if not callable(objective):
         raise ValueError(f"objective must be callable objective(model, x, y); got {objective!r}")
-    _check_tensor("x", x)
+    check_tensor("x", x)
     if x.dim() == 0 or x.shape[0] == 0:
         raise ValueError(f"x must hold k >= 1 examples along dim 0; got shape {tuple(x.shape)}")
-    if y is not None and (_check_tensor("y", y).dim() == 0 or y.shape[0] != x.shape[0]):
+    if y is not None and (check_tensor("y", y).dim() == 0 or y.shape[0] != x.shape[0]):
         raise ValueError(f"y must have as many rows as x ({x.shape[0]}); got shape {tuple(y.shape)}")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("model must have trainable parameters")
@@ -223,8 +223,6 @@ def per_example_gradients(
             rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
                                    for (_, p), g in zip(named, grads)]))
         return torch.stack(rows)  # (k, P)
-
-    from torch.func import functional_call, grad, vmap
 
     wrapper = _ObjectiveModule(model, objective)
     params = {f"model.{name}": p.detach() for name, p in named}
@@ -268,8 +266,8 @@ def affine_least_squares(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float, f
     :math:`\tilde x = (x, 1)`, the Lipschitz constant of :math:`\nabla \mathcal R` (its Hessian is
     :math:`\frac2k \tilde X^\top \tilde X` for each output).
     """
-    _check_tensor("x", x, 2)
-    _check_tensor("y", y, 2)
+    check_tensor("x", x, ndim=2)
+    check_tensor("y", y, ndim=2)
     if y.shape[0] != x.shape[0] or x.shape[0] == 0:
         raise ValueError(f"x and y must have the same k >= 1 rows; got {tuple(x.shape)} and {tuple(y.shape)}")
     xa = torch.cat([x.double(), torch.ones(x.shape[0], 1, dtype=torch.float64, device=x.device)], dim=1)  # (k, d+1)
@@ -293,9 +291,9 @@ def quadratic_gd_iterates(a: Tensor, b: Tensor, x0: Tensor, gammas: Sequence[flo
     Computed in float64 from the eigendecomposition (``torch.linalg.eigh``), independently of
     :func:`thesis_lib.optimizers.gradient_descent_path`; ``gammas`` are :math:`\gamma_0, \dots, \gamma_{T-1}`.
     """
-    _check_tensor("a", a, 2)
-    _check_tensor("b", b, 1)
-    _check_tensor("x0", x0, 1)
+    check_tensor("a", a, ndim=2)
+    check_tensor("b", b, ndim=1)
+    check_tensor("x0", x0, ndim=1)
     n = b.shape[0]
     if a.shape != (n, n) or x0.shape != (n,):
         raise ValueError(f"a must be ({n}, {n}) and x0 ({n},) to match b; got {tuple(a.shape)} and {tuple(x0.shape)}")
@@ -331,7 +329,7 @@ def permute_hidden_units(net: nn.Module, layer: int, perm: Tensor) -> nn.Module:
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(layers) - 1:
         raise ValueError(f"layer must index a hidden layer, 0..{len(layers) - 2}; got {layer!r}")
     m = layers[layer].weight.shape[0]
-    perm = _check_tensor("perm", perm, 1)
+    perm = check_tensor("perm", perm, ndim=1)
     if perm.dtype not in (torch.int32, torch.int64) or not torch.equal(perm.sort().values.cpu(), torch.arange(m)):
         raise ValueError(f"perm must be a permutation of range({m}) (integer tensor); got {perm.tolist()!r}")
     out = copy.deepcopy(net)
@@ -353,12 +351,8 @@ def risk_on_segment(
     ``model_a`` and ``model_b`` have the same architecture. If :math:`\theta \mapsto \mathcal R(f_\theta)`
     were convex, the values would lie on or below the chord between ``s = 0`` and ``s = 1``.
     """
-    from torch.nn.utils import parameters_to_vector, vector_to_parameters
-
-    from thesis_lib.training import evaluate
-
     _check_objective_args(model_a, objective, x, y)
-    s = _check_tensor("s", s, 1)
+    s = check_tensor("s", s, ndim=1)
     va = parameters_to_vector(model_a.parameters()).detach()
     vb = parameters_to_vector(model_b.parameters()).detach()
     if va.shape != vb.shape:
@@ -367,6 +361,7 @@ def risk_on_segment(
     risks = []
     for si in s.tolist():
         vector_to_parameters((1.0 - si) * va + si * vb, probe.parameters())
-        # Eq. (1.4) at theta_s
-        risks.append(evaluate(probe, objective, x, y))
+        with torch.no_grad(), eval_mode(probe):
+            # Eq. (1.4) at theta_s
+            risks.append(objective(probe, x, y).double().sum().item() / len(x))
     return torch.tensor(risks, dtype=torch.float64)

@@ -9,6 +9,9 @@ An *objective* is any callable ``objective(model, x, y) -> Tensor`` of per-examp
 ``(B,)``; the loop minimises their mean, the empirical risk of Definition 1.2.4 on the minibatch, whose
 gradient is the mean of the per-example gradients (Lemma 1.2.6).
 
+Nothing here changes the process: the thread count, the floating-point mode and the allocator are
+set by the entry points (:mod:`thesis_lib.process`).
+
 Thesis: Algorithm 2.
 """
 
@@ -16,15 +19,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
-from thesis_lib.cpu import settings_for_training
-from thesis_lib.validation import check_nonnegative_int, check_positive_int
+from thesis_lib import optimizers
+from thesis_lib.config import LOSSES, OPTIMIZERS
+from thesis_lib.losses import reconstruction_objective
+from thesis_lib.networks import eval_mode
+from thesis_lib.validation import check_choice, check_nonnegative_int, check_positive_float, check_positive_int
+from thesis_lib.vae import elbo_objective, iwae_objective
 
 Objective = Callable[[nn.Module, Tensor, "Tensor | None"], Tensor]
 
@@ -66,9 +74,8 @@ class History:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed torch's global generators (CPU and CUDA) and ask for deterministic kernels."""
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    """Seed torch's global generators (CPU and CUDA): initial weights and sampling noise."""
+    torch.manual_seed(check_nonnegative_int("seed", seed))
 
 
 def epoch_permutation(n: int, seed: int, epoch: int, device: str | torch.device = "cpu") -> Tensor:
@@ -87,151 +94,98 @@ def evaluate(
 ) -> float:
     """The mean per-example objective over ``x`` in eval mode, in chunks of ``batch_size``."""
     check_positive_int("batch_size", batch_size)
-    was_training = model.training
-    model.eval()
     total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
-        yb = None if y is None else y[start : start + batch_size]
-        total += objective(model, xb, yb).double().sum()
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(x), batch_size):
+            yb = None if y is None else y[start : start + batch_size]
+            total += objective(model, x[start : start + batch_size], yb).double().sum()
     return float(total) / len(x)
 
 
+def train_epoch(
+    model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
+    x: Tensor, y: Tensor | None, order: Tensor, batch_size: int,
+) -> Tensor:
+    """One pass over ``x`` in the batch order ``order``; returns the summed loss as a device tensor."""
+    running = torch.zeros((), device=x.device)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        yb = None if y is None else y.index_select(0, idx)
+        losses = objective(model, x.index_select(0, idx), yb)  # (B,) per-example losses
+        loss = losses.mean()  # Eq. (1.4) on the minibatch
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running += loss.detach() * len(idx)
+    return running
+
+
 def fit(
-    model: nn.Module,
-    objective: Objective,
-    optimizer: torch.optim.Optimizer,
-    x_train: Tensor,
-    y_train: Tensor | None = None,
-    x_test: Tensor | None = None,
-    y_test: Tensor | None = None,
-    *,
-    epochs: int,
-    batch_size: int,
-    seed: int = 0,
-    start_epoch: int = 0,
-    history: History | None = None,
-    progress: bool = True,
-    eval_every: int = 1,
+    model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
+    x_train: Tensor, y_train: Tensor | None = None, x_test: Tensor | None = None, y_test: Tensor | None = None,
+    *, epochs: int, batch_size: int, seed: int = 0, start_epoch: int = 0, history: History | None = None,
+    progress: bool = True, eval_every: int = 1, scheduler: Any = None,
     on_epoch_end: Callable[[int, History], None] | None = None,
 ) -> History:
-    r"""Train ``model`` by minibatch optimisation of the mean of ``objective`` and return the history.
+    r"""Train ``model`` by minibatch optimisation of the mean of ``objective``; return the history.
 
-    Runs epochs ``start_epoch + 1 .. epochs``. Per epoch it records ``train_loss`` (the mean
-    per-example objective over the epoch's batches, as the weights moved), ``test_loss`` (the mean
-    over ``x_test`` after the epoch, every ``eval_every`` epochs and always at the last one, when
-    ``x_test`` is given) and ``seconds`` (wall time of the epoch's training steps).
-    It runs under :func:`thesis_lib.cpu.settings_for_training`: subnormal floats flushed to zero on
-    every thread (the mode is restored after) and freed memory kept for the next batch.
-
-    The data must already be on the model's device. ``on_epoch_end(epoch, history)`` is the single
-    hook (checkpointing, logging); ``epoch`` counts from 1.
+    Runs epochs ``start_epoch + 1 .. epochs`` and records per epoch ``train_loss`` (the mean objective
+    over the epoch's batches, as the weights moved), ``seconds`` (the epoch's training steps) and, when
+    ``x_test`` is given, ``test_loss`` (every ``eval_every`` epochs and at the last; NaN between). A
+    ``scheduler`` (a ``torch.optim.lr_scheduler``) steps after every epoch. ``on_epoch_end(epoch,
+    history)`` is the single hook (checkpointing); ``epoch`` counts from 1. The data must already be on
+    the model's device.
 
     Thesis: Algorithm 2 (generalised to any model, objective and optimiser).
     """
-    check_positive_int("epochs", epochs)
-    check_positive_int("batch_size", batch_size)
-    check_nonnegative_int("start_epoch", start_epoch)
-    check_positive_int("eval_every", eval_every)
-    if start_epoch > epochs:
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_every", eval_every)):
+        check_positive_int(name, value)
+    if not 0 <= check_nonnegative_int("start_epoch", start_epoch) <= epochs:
         raise ValueError(f"start_epoch must be at most epochs={epochs}; got {start_epoch}")
     if len(x_train) == 0:
         raise ValueError("x_train must hold at least one example; got an empty tensor")
     if y_train is not None and len(y_train) != len(x_train):
         raise ValueError(f"y_train must have as many rows as x_train ({len(x_train)}); got {len(y_train)}")
     history = history if history is not None else History()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", unit="epoch", leave=False)
-    try:
-        with settings_for_training():  # subnormals flushed, freed memory reused: see thesis_lib.cpu
-            _epochs(model, objective, optimizer, x_train, y_train, x_test, y_test, epochs, batch_size, seed,
-                    start_epoch, history, bar, eval_every, on_epoch_end)
-    finally:
-        if bar is not None:
-            bar.close()
+    epoch_range = range(start_epoch + 1, epochs + 1)
+    bar = tqdm(epoch_range, desc="epochs", unit="epoch", leave=False, disable=not progress)
+    model.train()
+    for epoch in bar:
+        t0 = time.perf_counter()
+        order = epoch_permutation(len(x_train), seed, epoch, x_train.device)
+        running = train_epoch(model, objective, optimizer, x_train, y_train, order, batch_size)
+        record = {"train_loss": float(running) / len(x_train)}  # the one host synchronisation per epoch
+        record["seconds"] = time.perf_counter() - t0
+        if x_test is not None:
+            due = epoch % eval_every == 0 or epoch == epochs
+            record["test_loss"] = evaluate(model, objective, x_test, y_test) if due else math.nan
+        history.append(**record)
+        if not math.isfinite(record["train_loss"]):
+            raise FloatingPointError(f"training diverged at epoch {epoch}: train_loss = {record['train_loss']}")
+        bar.set_postfix(train_loss=f"{record['train_loss']:.4g}")
+        if scheduler is not None:
+            scheduler.step()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
     return history
 
 
-def _epochs(
-    model: nn.Module,
-    objective: Objective,
-    optimizer: torch.optim.Optimizer,
-    x_train: Tensor,
-    y_train: Tensor | None,
-    x_test: Tensor | None,
-    y_test: Tensor | None,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    start_epoch: int,
-    history: History,
-    bar: Any,
-    eval_every: int,
-    on_epoch_end: Callable[[int, History], None] | None,
-) -> None:
-    """The epochs of :func:`fit` (its arguments, checked there)."""
-    n = len(x_train)
-    steps = math.ceil(n / batch_size)
-    device = x_train.device
-    model.train()
-    for epoch in range(start_epoch + 1, epochs + 1):
-        t0 = time.perf_counter()
-        order = epoch_permutation(n, seed, epoch, device)
-        running = torch.zeros((), device=device)
-        for i in range(steps):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            xb = x_train.index_select(0, idx)
-            yb = None if y_train is None else y_train.index_select(0, idx)
-            losses = objective(model, xb, yb)  # (B,) per-example losses
-            loss = losses.mean()  # Eq. (1.4) on the minibatch
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.detach() * len(idx)
-        train_loss = float(running) / n  # the one host synchronisation per epoch
-        seconds = time.perf_counter() - t0
-        record: dict[str, float] = {"train_loss": train_loss, "seconds": seconds}
-        if x_test is not None and (epoch % eval_every == 0 or epoch == epochs):
-            record["test_loss"] = evaluate(model, objective, x_test, y_test)
-        elif x_test is not None:
-            record["test_loss"] = float("nan")
-        history.append(**record)
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"training diverged at epoch {epoch}: train_loss = {train_loss}")
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(train_loss=f"{train_loss:.4g}")
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, history)
-        model.train()
-
-
 def make_objective(loss: str, beta: float = 1.0, binarize: bool = False, iw_samples: int = 1) -> Objective:
-    """The objective that a :class:`~thesis_lib.config.TrainConfig`'s ``loss`` names.
+    """The objective that a :class:`~thesis_lib.config.TrainConfig`'s ``loss`` names (checked here, once).
 
     With ``binarize`` every batch is replaced by Bernoulli draws with the pixel values as
     probabilities (dynamic binarisation, as in Burda et al. 2015), drawn from torch's global generator.
     """
-    from thesis_lib.validation import check_choice
-
-    check_choice("loss", loss, ("mse", "bce", "elbo", "iwae"))
+    check_choice("loss", loss, LOSSES)
     if loss == "iwae":
-        from thesis_lib.vae import iwae_objective
-
         if beta != 1.0:
             raise ValueError(f"beta must be 1.0 for loss 'iwae' (the bound has no KL weight); got {beta!r}")
         base = iwae_objective(k=iw_samples)
+    elif iw_samples != 1:
+        raise ValueError(f"iw_samples must be 1 unless loss is 'iwae'; got {iw_samples!r}")
     elif loss == "elbo":
-        from thesis_lib.vae import elbo_objective
-
         base = elbo_objective(beta=beta)
     else:
-        from thesis_lib.losses import reconstruction_objective
-
         base = reconstruction_objective(loss)
     if not binarize:
         return base
@@ -240,6 +194,22 @@ def make_objective(loss: str, beta: float = 1.0, binarize: bool = False, iw_samp
         return base(model, torch.bernoulli(x), y)
 
     return binarized
+
+
+def make_optimizer(name: str, params: Iterable[Tensor], lr: float) -> torch.optim.Optimizer:
+    """The optimiser that a :class:`~thesis_lib.config.TrainConfig`'s ``optimizer`` names.
+
+    ``"adam"`` is ``torch.optim.Adam(fused=True)``: Algorithm 1 in one kernel per tensor, the fast path;
+    ``"thesis_adam"`` is :class:`thesis_lib.optimizers.Adam`, Algorithm 1 written out (the same update to
+    float rounding, several times slower); ``"sgd"`` is :class:`thesis_lib.optimizers.SGD`.
+    """
+    check_choice("name", name, OPTIMIZERS)
+    lr = check_positive_float("lr", lr)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    if name == "thesis_adam":
+        return optimizers.Adam(params, lr=lr)
+    return optimizers.SGD(params, lr=lr)
 
 
 def describe(model: nn.Module) -> dict[str, Any]:

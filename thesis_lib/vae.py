@@ -16,13 +16,14 @@ All losses are per example, shape ``(B,)``, in nats, summed over pixels and late
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from thesis_lib.activations import get_activation
-from thesis_lib.losses import gaussian_kl
+from thesis_lib.divergences import gaussian_kl
+from thesis_lib.networks import PhiLayer, phi_layers, resolve_activation
 from thesis_lib.validation import (
     check_choice,
     check_nonnegative_float,
@@ -35,25 +36,23 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def _activation(name: str) -> nn.Module:
-    """A fresh activation module (Example 1.1.2); a ``ValueError`` that names ``activation`` otherwise."""
+def _check_activation(name: str) -> None:
+    """The activation must be a name (the model spec stores it) that :func:`~thesis_lib.activations.get_activation` knows."""
     if not isinstance(name, str):
         raise ValueError(f"activation must be the name of an activation function (str); got {name!r}")
-    try:
-        return get_activation(name)
-    except ValueError as err:
-        raise ValueError(f"activation {name!r} is not accepted: {err}") from None
+    resolve_activation("activation", name)
 
 
-def _mlp(widths: Sequence[int], activation: str, last_activation: bool) -> nn.Sequential:
-    """Linear layers ``widths[0] -> ... -> widths[-1]``, each followed by the activation
-    (Eq. (1.2)), except the last one when ``last_activation`` is false."""
-    layers: list[nn.Module] = []
-    for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:])):
-        layers.append(nn.Linear(d_in, d_out))
-        if last_activation or i < len(widths) - 2:
-            layers.append(_activation(activation))
-    return nn.Sequential(*layers)
+def _layer_stack(layers: list[PhiLayer]) -> nn.Sequential:
+    r"""The layers (each $\widehat\varphi(Wx + b)$, Eq. (1.2)) applied in order, as an ``nn.Sequential``
+    whose entries are named ``0, 2, 4, ...``.
+
+    The names are those the linear maps had when each layer was an ``nn.Linear`` followed by its
+    activation module, so the state-dict keys (``trunk.0.weight``, ``decoder.2.bias``, ...) and with
+    them the committed checkpoints stay valid. Index the layers by position (``decoder[-1]``) or by
+    name (``decoder.get_submodule("2")``).
+    """
+    return nn.Sequential(OrderedDict((str(2 * i), layer) for i, layer in enumerate(layers)))
 
 
 class VAE(nn.Module):
@@ -61,10 +60,12 @@ class VAE(nn.Module):
 
     Thesis: Section 3.1 (the chapter the thesis left unfinished); Kingma & Welling (2014), Appendix C.
 
-    Encoder: a shared trunk ``input_dim -> hidden[0] -> ... -> hidden[-1]`` (each layer
-    $\widehat\varphi(Wx + b)$, Eq. (1.2)) and two linear heads giving $\mu$ and
+    Encoder: a shared trunk ``input_dim -> hidden[0] -> ... -> hidden[-1]`` (each layer a
+    :class:`~thesis_lib.networks.PhiLayer` $\widehat\varphi(Wx + b)$, Eq. (1.2), built by
+    :func:`~thesis_lib.networks.phi_layers`) and two linear heads giving $\mu$ and
     $\log\sigma^2$ of $q(z|x)$, each of size ``latent_dim``. Decoder: the mirror image
-    ``latent_dim -> hidden[-1] -> ... -> hidden[0] -> input_dim`` with a linear output layer,
+    ``latent_dim -> hidden[-1] -> ... -> hidden[0] -> input_dim`` with a linear output layer
+    (the identity activation),
     read as Bernoulli logits (``likelihood="bernoulli"``; :meth:`decode` applies the sigmoid)
     or as the Gaussian mean (``likelihood="gaussian"``, fixed standard deviation ``sigma``;
     ``sigma`` is ignored for Bernoulli).
@@ -86,7 +87,7 @@ class VAE(nn.Module):
         check_positive_int("input_dim", input_dim)
         hidden = check_widths("hidden", hidden, min_len=1)
         check_positive_int("latent_dim", latent_dim)
-        _activation(activation)  # raises ValueError for an unknown name, before any layer is built
+        _check_activation(activation)  # raises ValueError for an unknown name, before any layer is built
         check_choice("likelihood", likelihood, LIKELIHOODS)
         sigma = check_positive_float("sigma", sigma)
         super().__init__()
@@ -96,10 +97,11 @@ class VAE(nn.Module):
         self.activation = activation  # name passed to thesis_lib.activations.get_activation
         self.likelihood = likelihood  # "bernoulli": decoder gives logits; "gaussian": the mean
         self.sigma = sigma  # std of p(x|z) when likelihood == "gaussian"
-        self.trunk = _mlp((input_dim, *hidden), activation, last_activation=True)
+        self.trunk = _layer_stack(phi_layers((input_dim, *hidden), activation))
         self.fc_mu = nn.Linear(hidden[-1], latent_dim)
         self.fc_logvar = nn.Linear(hidden[-1], latent_dim)
-        self.decoder = _mlp((latent_dim, *reversed(hidden), input_dim), activation, last_activation=False)
+        decoder_activations = [activation] * len(hidden) + ["identity"]
+        self.decoder = _layer_stack(phi_layers((latent_dim, *reversed(hidden), input_dim), decoder_activations))
 
     # ------------------------------------------------------------------ shapes
     def _flatten(self, x: Tensor) -> Tensor:
@@ -191,11 +193,20 @@ class VAE(nn.Module):
 
 
 # ---------------------------------------------------------------------- objectives
-def _check_model(model: object) -> None:
-    for attr in ("encode", "reparameterize", "log_likelihood"):
-        if not callable(getattr(model, attr, None)):
+_VAE_METHODS = ("encode", "reparameterize", "log_likelihood")
+
+
+def check_vae(model: object) -> None:
+    """Raise ``ValueError`` unless ``model`` has what the functions here and in :mod:`thesis_lib.metrics` use.
+
+    That is the methods ``encode``, ``reparameterize`` and ``log_likelihood`` and the attribute
+    ``latent_dim`` of :class:`VAE`. Reads Python attributes only (no tensor), so it costs nothing per batch.
+    """
+    for attr in (*_VAE_METHODS, "latent_dim"):
+        value = getattr(model, attr, None)
+        if value is None or (attr in _VAE_METHODS and not callable(value)):
             raise ValueError(
-                f"model must be a VAE with encode, reparameterize and log_likelihood methods; "
+                f"model must be a thesis_lib.vae.VAE (encode, reparameterize, log_likelihood, latent_dim); "
                 f"got {type(model).__name__} without {attr!r}"
             )
 
@@ -209,7 +220,12 @@ def elbo_terms(model: VAE, x: Tensor, generator: torch.Generator | None = None) 
     $-\mathbb E_q[\log p(x|z)]$); ``"kl"``: $D_{KL}(q(z|x) \,\|\, p(z))$ in closed form
     (Kingma & Welling 2014, Appendix B).
     """
-    _check_model(model)
+    check_vae(model)
+    return _elbo_terms(model, x, generator)
+
+
+def _elbo_terms(model: VAE, x: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+    """:func:`elbo_terms` without the check of ``model`` (the caller has done it)."""
     mu, logvar = model.encode(x)  # (B, L) each
     z = model.reparameterize(mu, logvar, generator=generator)  # (B, L)
     return {"reconstruction": -model.log_likelihood(x, z), "kl": gaussian_kl(mu, logvar)}
@@ -225,7 +241,13 @@ def negative_elbo(model: VAE, x: Tensor, beta: float = 1.0, generator: torch.Gen
     expectation; ``beta != 1`` is the $\beta$-VAE objective of Higgins et al. (2017).
     """
     beta = check_nonnegative_float("beta", beta)
-    terms = elbo_terms(model, x, generator=generator)
+    check_vae(model)
+    return _negative_elbo(model, x, beta, generator)
+
+
+def _negative_elbo(model: VAE, x: Tensor, beta: float, generator: torch.Generator | None) -> Tensor:
+    """:func:`negative_elbo` without the argument checks: the per-batch path of :func:`elbo_objective`."""
+    terms = _elbo_terms(model, x, generator)
     # Kingma & Welling (2014), Eq. (10), with the KL weighted by beta
     return terms["reconstruction"] + beta * terms["kl"]
 
@@ -236,12 +258,15 @@ def elbo_objective(beta: float = 1.0, generator: torch.Generator | None = None) 
     Thesis: Definition 3.1.1, Eq. (3.1) (the KL term); Kingma & Welling (2014), Eq. (10).
 
     ``y`` is ignored. The training loop's mean over the batch is the minibatch estimate of the
-    negative ELBO averaged over the data (Definition 1.2.4, Eq. (1.4)).
+    negative ELBO averaged over the data (Definition 1.2.4, Eq. (1.4)). ``beta`` is checked here,
+    once; per batch only the model's attributes and the shapes are checked (nothing that waits for
+    a GPU).
     """
     beta = check_nonnegative_float("beta", beta)
 
     def objective(model: nn.Module, x: Tensor, y: Tensor | None = None) -> Tensor:
-        return negative_elbo(model, x, beta=beta, generator=generator)
+        check_vae(model)
+        return _negative_elbo(model, x, beta, generator)
 
     return objective
 
@@ -264,7 +289,7 @@ def importance_sampled_nll(
     expectation is the negative ELBO; it decreases in expectation towards $-\log p(x)$ as ``k``
     grows (a consistent, slightly upward-biased estimate). Runs without gradient tracking.
     """
-    _check_model(model)
+    check_vae(model)
     check_positive_int("k", k)
     check_positive_int("chunk", chunk)
     mu, logvar = model.encode(x)  # (B, L) each
@@ -291,7 +316,7 @@ def _log_weights(
 
 
 def negative_iwae_bound(model: VAE, x: Tensor, k: int = 5, generator: torch.Generator | None = None) -> Tensor:
-    r"""The importance-weighted bound of Burda et al. (2015), negated: $-\lograc1k\sum_{i=1}^k w_i$, per example.
+    r"""The importance-weighted bound of Burda et al. (2015), negated: $-\log\frac1k\sum_{i=1}^k w_i$, per example.
 
     Thesis: Section 3.1 (unfinished); Burda et al. (2015), Eq. (8).
 
@@ -301,17 +326,27 @@ def negative_iwae_bound(model: VAE, x: Tensor, k: int = 5, generator: torch.Gene
     same sample instead of in closed form. Training on it gives the decoder credit for samples $q$
     places badly, which is how the IWAE improves on the VAE's likelihood.
     """
-    _check_model(model)
+    check_vae(model)
     check_positive_int("k", k)
+    return _negative_iwae_bound(model, x, k, generator)
+
+
+def _negative_iwae_bound(model: VAE, x: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
+    """:func:`negative_iwae_bound` without the argument checks: the per-batch path of :func:`iwae_objective`."""
     mu, logvar = model.encode(x)
+    # Burda et al. (2015), Eq. (8)
     return -(torch.logsumexp(_log_weights(model, x, mu, logvar, k, generator), dim=0) - math.log(k))
 
 
 def iwae_objective(k: int = 5, generator: torch.Generator | None = None) -> Callable[..., Tensor]:
-    """Objective ``(model, x, y=None) -> (B,)`` for the training loop: :func:`negative_iwae_bound` with ``k`` samples."""
+    """Objective ``(model, x, y=None) -> (B,)`` for the training loop: :func:`negative_iwae_bound` with ``k`` samples.
+
+    ``k`` is checked here, once; per batch only the model's attributes and the shapes are checked.
+    """
     check_positive_int("k", k)
 
     def objective(model: nn.Module, x: Tensor, y: Tensor | None = None) -> Tensor:
-        return negative_iwae_bound(model, x, k=k, generator=generator)
+        check_vae(model)
+        return _negative_iwae_bound(model, x, k, generator)
 
     return objective

@@ -1,0 +1,176 @@
+r"""Executing a chapter: papermill runs the converted source in a kernel of this environment, and the
+executed notebook is cleaned of what changes on every run and written atomically. Used by
+``book/build.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sources import DEFAULT_OUTPUT_DIR, FAILED_DIR, REPO_ROOT, BuildError, read_source, set_cell_ids
+
+KERNEL_NAME = "python3"
+
+
+def input_hash(source: bytes, parameters: Mapping[str, Any], lib_dir: Path) -> str:
+    """SHA-256 of a chapter's inputs: its source bytes, its parameters and every ``lib_dir/*.py``.
+
+    Each part is framed by a tag and its length, so moving bytes between parts changes the hash;
+    library files enter sorted by name, with their names (renaming a module changes the hash).
+    Parameters enter as canonical JSON (sorted keys): their order on the command line does not matter.
+    """
+    digest = hashlib.sha256()
+
+    def part(tag: str, data: bytes) -> None:
+        digest.update(f"{tag}:{len(data)}:".encode())
+        digest.update(data)
+
+    part("source", bytes(source))
+    part("parameters", json.dumps(dict(parameters), sort_keys=True, default=str).encode())
+    for path in sorted(Path(lib_dir).glob("*.py")):
+        part("file", path.name.encode())
+        part("content", path.read_bytes())
+    return digest.hexdigest()
+
+
+def clean_executed(nb: Any, *, companion: Mapping[str, Any]) -> Any:
+    """Strip what changes on every run from a papermill-executed notebook and tag its injected cell.
+
+    Removes papermill's per-cell metadata (start/end times, durations, status) and the kernel's
+    ``execution`` timings, keeps only ``parameters`` of papermill's notebook metadata (its
+    timestamps, duration and temporary input/output paths go), adds ``remove-cell`` to the
+    ``injected-parameters`` cell, recomputes the content-derived cell ids and records ``companion``
+    (input hash, source, parameters) under ``metadata.companion``. Execution counts stay.
+    """
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    papermill = nb.metadata.get("papermill", {})
+    nb.metadata["papermill"] = {"parameters": papermill.get("parameters", {})}
+    nb.metadata["companion"] = dict(companion)
+    return set_cell_ids(nb)
+
+
+def write_atomic(nb: Any, path: Path) -> None:
+    """Write ``nb`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    import nbformat
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".ipynb.tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def stored_hash(path: Path) -> str | None:
+    """The ``metadata.companion.input_hash`` of an executed notebook, or None if absent/unreadable."""
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError):
+        return None
+    return meta.get("companion", {}).get("input_hash")
+
+
+def ensure_kernel() -> None:
+    """Make sure kernel ``python3`` runs this interpreter; install its spec into the venv if missing."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    own = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
+    if not own.exists():
+        print(f"installing the {KERNEL_NAME} kernel spec into {sys.prefix}", flush=True)
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME],
+                       check=True, capture_output=True)
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel as exc:
+        raise BuildError(f"kernel {KERNEL_NAME!r} not found even after installing it: {exc}") from exc
+    exe = spec.argv[0]
+    generic = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+    if exe not in generic and Path(exe).resolve() != Path(sys.executable).resolve():
+        raise BuildError(f"kernel {KERNEL_NAME!r} ({spec.resource_dir}) runs {exe}, not {sys.executable}: "
+                         f"remove that kernel spec or run the build from the environment it belongs to")
+
+
+def _source_line(text: str, cell_source: str) -> int | None:
+    index = text.find(cell_source.strip()) if cell_source.strip() else -1
+    return None if index < 0 else text.count("\n", 0, index) + 1
+
+
+def failed_dir_for(output_dir: Path) -> Path:
+    """Where failed runs are kept: ``book/_build/failed/``, or ``OUTPUT_DIR/_failed/`` for another folder."""
+    output_dir = Path(output_dir).resolve()
+    return FAILED_DIR if output_dir == DEFAULT_OUTPUT_DIR.resolve() else output_dir / "_failed"
+
+
+def execute_chapter(number: str, source: Path, output: Path, parameters: Mapping[str, Any],
+                    digest: str) -> None:
+    """Execute one chapter with papermill and write it atomically to ``output``.
+
+    On failure the previous ``output`` is untouched, the failed run is kept (see
+    :func:`failed_dir_for`) and a :class:`BuildError` names the chapter, the cell and its line in the
+    source.
+    """
+    import jupytext
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    text = source.read_text(encoding="utf-8")
+    nb = read_source(source)
+    with tempfile.TemporaryDirectory(prefix=f"book-{number}-") as tmp:
+        converted = Path(tmp) / f"{source.stem}.ipynb"
+        executed = Path(tmp) / f"{source.stem}.executed.ipynb"
+        jupytext.write(nb, converted, fmt="ipynb")
+        env_before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
+        os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # silences debugpy's frozen-modules warning
+        try:
+            papermill.execute_notebook(
+                str(converted), str(executed), parameters=dict(parameters), kernel_name=KERNEL_NAME,
+                cwd=str(REPO_ROOT), progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+            )
+        except PapermillExecutionError as exc:
+            failed_dir = failed_dir_for(output.parent)
+            failed_dir.mkdir(parents=True, exist_ok=True)
+            kept = failed_dir / f"{source.stem}.ipynb"
+            if executed.exists():
+                shutil.copyfile(executed, kept)
+            line = _source_line(text, exc.source)
+            where = f"{source.relative_to(REPO_ROOT) if source.is_relative_to(REPO_ROOT) else source}"
+            where += f" line {line}" if line else ""
+            first = (exc.source.strip().splitlines() or [""])[0][:80]
+            raise BuildError(
+                f"chapter {number} failed in cell In [{exc.exec_count}] ({where}: {first!r}): "
+                f"{exc.ename}: {exc.evalue}\n  the failed run is in {kept}; "
+                f"{output.name} was left as it was"
+            ) from None
+        except Exception as exc:  # kernel died, timeout, ...
+            raise BuildError(f"chapter {number} failed: {type(exc).__name__}: {exc}; "
+                             f"{output.name} was left as it was") from None
+        finally:
+            if env_before is None:
+                os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
+            else:
+                os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = env_before
+        result = nbformat.read(executed, as_version=4)
+    rel = source.relative_to(REPO_ROOT).as_posix() if source.is_relative_to(REPO_ROOT) else source.name
+    clean_executed(result, companion={"input_hash": digest, "source": rel, "parameters": dict(parameters)})
+    write_atomic(result, output)

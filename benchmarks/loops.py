@@ -164,7 +164,8 @@ def library_runner(case: Case, model: nn.Module, x: torch.Tensor) -> Callable[[]
     def epoch() -> float:
         nonlocal done
         done += 1
-        history = fit(model, objective, opt, x, epochs=done, start_epoch=done - 1, batch_size=case.batch_size, progress=False)
+        history = fit(model, objective, opt, x, epochs=done, start_epoch=done - 1, batch_size=case.batch_size,
+                      progress=False)
         return history["seconds"][-1]
 
     return epoch

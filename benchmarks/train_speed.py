@@ -14,8 +14,9 @@ on the same MNIST files:
 
 the reference in a fresh process with torch's and glibc's defaults, the other loops together in
 another, set up as the library's entry points set up theirs (:mod:`thesis_lib.process`), their epochs
-interleaved so that the machine's drift in speed hits them alike; and prints seconds per epoch and images per second (median of
-several epochs after a warm-up), the ratios, the peak resident memory of each process, and the share
+interleaved so that the machine's drift in speed hits them alike; and prints seconds per epoch and
+images per second (median of several epochs after a warm-up), the ratios, the peak resident memory
+of each process, and the share
 of the machine's matrix-multiply bound: it counts each model's floating-point operations per epoch
 (every linear and convolution layer, forward and backward: three GEMMs per layer, two for a layer fed
 the data, whose input gradient nobody needs) and times fp32 ``torch.mm`` at exactly those GEMM
@@ -61,8 +62,10 @@ HERE = Path(__file__).resolve().parent
 BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(256, 256)\nwhile True:\n    a = torch.tanh(a @ a)"
 
 CASES = (
-    Case("thesis AE 784-128-64-12-3", ModelSpec("fc_autoencoder", {"widths": [784, 128, 64, 12, 3]}), 512, 3e-4, "mse", True, True),
-    Case("VAE 784-400-20", ModelSpec("vae", {"input_dim": 784, "hidden": [400], "latent_dim": 20}), 128, 1e-3, "elbo", True),
+    Case("thesis AE 784-128-64-12-3", ModelSpec("fc_autoencoder", {"widths": [784, 128, 64, 12, 3]}), 512, 3e-4, "mse",
+         True, True),
+    Case("VAE 784-400-20", ModelSpec("vae", {"input_dim": 784, "hidden": [400], "latent_dim": 20}), 128, 1e-3, "elbo",
+         True),
     Case("conv AE (16, 32), latent 3", ModelSpec("conv_autoencoder", {"latent_dim": 3}), 128, 1e-3, "mse", False),
 )
 
@@ -87,7 +90,8 @@ def measure_group(case: Case, group: str, threads: int, root: Path, epochs: int)
         models[v] = build_model(case.spec)
     reset_peak_rss()
     make = {"reference": lambda m: reference_runner(case, m, root), "bare": lambda m: bare_runner(case, m, x),
-            "thesis_lib": lambda m: library_runner(case, m, x), "hand-written": lambda m: handwritten_runner(case, m, x)}
+            "thesis_lib": lambda m: library_runner(case, m, x),
+            "hand-written": lambda m: handwritten_runner(case, m, x)}
     times = interleave({v: make[v](models[v]) for v in variants}, epochs + 1)
     peak = peak_rss_mib()
     rows = []
@@ -107,7 +111,8 @@ def run_isolated(case: Case, group: str, threads: int, root: Path, epochs: int) 
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", case.name, group, str(threads),
            "--epochs", str(epochs), "--data-dir", str(root)]
     plain = {k: v for k, v in os.environ.items() if k not in MALLOC_ENV}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=plain if group == "reference" else malloc_environment())
+    done = subprocess.run(cmd, capture_output=True, text=True,
+                          env=plain if group == "reference" else malloc_environment())
     if done.returncode != 0:
         raise RuntimeError(f"{case.name} / {group} / {threads} threads failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -127,22 +132,26 @@ def run_case(case: Case, x_flat: torch.Tensor, root: Path, epochs: int, threads:
     for group in ("reference", "in-memory"):
         for t in threads:
             for row in run_isolated(case, group, t, root, epochs):
-                row.update(flops_epoch=flops_epoch, bound_epoch=bound_epoch, bound_gflops=flops_epoch / bound_epoch / 1e9,
-                           gflops=flops_epoch / row["sec"] / 1e9)
+                row.update(flops_epoch=flops_epoch, bound_epoch=bound_epoch,
+                           bound_gflops=flops_epoch / bound_epoch / 1e9, gflops=flops_epoch / row["sec"] / 1e9)
                 rows.append(row)
-                print(f"  {case.name:30s} {row['variant']:12s} threads={t}  {row['sec']:7.3f} s/epoch", file=sys.stderr, flush=True)
+                print(f"  {case.name:30s} {row['variant']:12s} threads={t}  {row['sec']:7.3f} s/epoch",
+                      file=sys.stderr, flush=True)
     order = ("reference",) + IN_MEMORY
     return sorted(rows, key=lambda r: (order.index(r["variant"]), r["threads"]))
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| model | loop | threads | s / epoch | images / s | vs reference | loop overhead vs bare | peak RSS (MiB) | GFLOP/s | matmul bound GFLOP/s | share of bound | time in GEMMs |",
+        "| model | loop | threads | s / epoch | images / s | vs reference | loop overhead vs bare | peak RSS (MiB) | "
+        "GFLOP/s | matmul bound GFLOP/s | share of bound | time in GEMMs |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        ref = next(q for q in rows if q["model"] == r["model"] and q["variant"] == "reference" and q["threads"] == r["threads"])
-        bare = next((q for q in rows if q["model"] == r["model"] and q["variant"] == "bare" and q["threads"] == r["threads"]), None)
+        ref = next(q for q in rows
+                   if q["model"] == r["model"] and q["variant"] == "reference" and q["threads"] == r["threads"])
+        bare = next((q for q in rows
+                     if q["model"] == r["model"] and q["variant"] == "bare" and q["threads"] == r["threads"]), None)
         overhead = f"{100 * (r['sec'] / bare['sec'] - 1):+.1f}%" if r["variant"] == "thesis_lib" and bare else ""
         lines.append(
             f"| {r['model']} | {r['variant']} | {r['threads']} | {r['sec']:.3f} | {r['img_s']:,.0f} | "
@@ -155,13 +164,17 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per variant, after one warm-up epoch (default 3)")
-    parser.add_argument("--threads", type=int, nargs="+", default=None, help="thread counts to try (default: 1 and all cores)")
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="timed epochs per variant, after one warm-up epoch (default 3)")
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="thread counts to try (default: 1 and all cores)")
     parser.add_argument("--models", nargs="+", default=None, help="substrings of model names to run (default: all)")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="where to write the Markdown table ('-': nowhere)")
+    parser.add_argument("--output", default=str(HERE / "RESULTS.md"),
+                        help="where to write the Markdown table ('-': nowhere)")
     parser.add_argument("--load", type=int, default=0,
-                        help="run this many busy single-thread processes beside the timings, to measure a loaded machine (default 0)")
+                        help="run this many busy single-thread processes beside the timings, to measure a loaded "
+                             "machine (default 0)")
     parser.add_argument("--one", nargs=3, metavar=("MODEL", "GROUP", "THREADS"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.epochs < 1:
@@ -190,18 +203,27 @@ def main(argv: list[str] | None = None) -> int:
         for p in busy:
             p.kill()
             p.wait()
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor())
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
     header = (
         f"Measured {time.strftime('%Y-%m-%d')} on {cpu}, {cores} logical CPUs, torch {torch.__version__}, "
-        f"Python {platform.python_version()}; median of {args.epochs} epochs of 60,000 images after one warm-up epoch; the reference in a process of its own, the other loops together in another, "
+        f"Python {platform.python_version()}; median of {args.epochs} epochs of 60,000 images after one warm-up "
+        "epoch; the reference in a process of its own, the other loops together in another, "
         "one epoch of each in turn (so they share a peak RSS); "
-        + (f"**{args.load} busy single-thread process(es) ran beside the timings**. " if args.load else "no other work ran. ")
-        + "Adam is the training loop's (`torch.optim.Adam(fused=True)`) in `bare`, `thesis_lib` and `hand-written`, `torch.optim.Adam` (default settings) in `reference`; "
-        "the reference's process runs with torch's and glibc's defaults, the others' as the library's entry points set them up (subnormals flushed, freed memory kept); "
-        "`hand-written` is the thesis AE's step written out without autograd (`handwritten_steps`), a yardstick rather than a loop. "
-        "`vs reference` is the speed-up over the DataLoader loop at the same thread count; `share of bound` is the time fp32 `torch.mm` "
-        f"needs for the model's GEMMs ({cores} threads) divided by the measured epoch time; `time in GEMMs` is the share of a training step's "
-        "CPU time that torch's profiler finds in matrix-multiply and convolution kernels (100 steps after 5 warm-up steps)."
+        + (f"**{args.load} busy single-thread process(es) ran beside the timings**. " if args.load
+           else "no other work ran. ")
+        + "Adam is the training loop's (`torch.optim.Adam(fused=True)`) in `bare`, `thesis_lib` and `hand-written`, "
+        "`torch.optim.Adam` (default settings) in `reference`; "
+        "the reference's process runs with torch's and glibc's defaults, the others' as the library's entry "
+        "points set them up (subnormals flushed, freed memory kept); "
+        "`hand-written` is the thesis AE's step written out without autograd (`handwritten_steps`), a "
+        "yardstick rather than a loop. "
+        "`vs reference` is the speed-up over the DataLoader loop at the same thread count; `share of bound` is "
+        "the time fp32 `torch.mm` "
+        f"needs for the model's GEMMs ({cores} threads) divided by the measured epoch time; `time in GEMMs` is "
+        "the share of a training step's "
+        "CPU time that torch's profiler finds in matrix-multiply and convolution kernels (100 steps after 5 "
+        "warm-up steps)."
     )
     text = header + "\n\n" + table(rows) + "\n"
     print(text)

@@ -69,9 +69,11 @@ def test_autoencoder_composition():
 
 
 def test_autoencoder_rejects_mismatched_parts():
-    with pytest.raises(ValueError, match="decoder must take the bottleneck as input: encoder output dimension 2 != decoder input dimension 3"):
+    with pytest.raises(ValueError, match="decoder must take the bottleneck as input: "
+                                         "encoder output dimension 2 != decoder input dimension 3"):
         Autoencoder(Encoder([6, 2]), Decoder([3, 6]))
-    with pytest.raises(ValueError, match="decoder must output the input dimension: decoder output dimension 5 != encoder input dimension 6"):
+    with pytest.raises(ValueError, match="decoder must output the input dimension: "
+                                         "decoder output dimension 5 != encoder input dimension 6"):
         Autoencoder(Encoder([6, 2]), Decoder([2, 5]))
     with pytest.raises(ValueError, match="encoder must be an Encoder"):
         Autoencoder(DeepNetwork([6, 2]), Decoder([2, 6]))

@@ -82,7 +82,8 @@ def test_the_handwritten_step_equals_autograd(activation):
     x = torch.rand(40, 20)
     batches = torch.randperm(40, generator=torch.Generator().manual_seed(1)).split(16)  # 16, 16 and 8
     loops.handwritten_steps(by_hand, make_optimizer("adam", by_hand.parameters(), lr=1e-2), x, batches)
-    loops.bare_steps(by_autograd, make_objective("mse"), make_optimizer("adam", by_autograd.parameters(), lr=1e-2), x, batches)
+    loops.bare_steps(by_autograd, make_objective("mse"), make_optimizer("adam", by_autograd.parameters(), lr=1e-2),
+                     x, batches)
     for (name, a), b in zip(by_hand.named_parameters(), by_autograd.parameters()):
         assert torch.allclose(a, b, rtol=0, atol=1e-6), name
         assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7), name
@@ -97,7 +98,8 @@ def test_the_handwritten_step_refuses_other_activations():
 
     model = build_model(ModelSpec("fc_autoencoder", {"widths": [6, 4, 2], "activation": "tanh"}))
     with pytest.raises(ValueError, match="relu, identity and sigmoid"):
-        loops.handwritten_steps(model, make_optimizer("adam", model.parameters(), lr=1e-3), torch.rand(4, 6), [torch.arange(4)])
+        loops.handwritten_steps(model, make_optimizer("adam", model.parameters(), lr=1e-3), torch.rand(4, 6),
+                                [torch.arange(4)])
 
 
 def test_interleave_runs_the_loops_in_turn():

@@ -114,7 +114,8 @@ def test_discrete_quantities_against_scipy():
     p, q = _simplex(21), _simplex(22)
     pn, qn = p.numpy(), q.numpy()
     np.testing.assert_allclose(D.discrete_entropy(p).numpy(), [scipy.stats.entropy(r) for r in pn], rtol=1e-12)
-    np.testing.assert_allclose(D.discrete_kl(p, q).numpy(), [scipy.stats.entropy(a, b) for a, b in zip(pn, qn)], rtol=1e-10)
+    np.testing.assert_allclose(D.discrete_kl(p, q).numpy(), [scipy.stats.entropy(a, b) for a, b in zip(pn, qn)],
+                               rtol=1e-10)
     np.testing.assert_allclose(
         D.discrete_cross_entropy(p, q).numpy(), [-(a * np.log(b)).sum() for a, b in zip(pn, qn)], rtol=1e-12
     )
@@ -180,5 +181,6 @@ def test_monte_carlo_kl_discrete_oracle():
     def sample_p(n, generator):
         return torch.multinomial(p, n, replacement=True, generator=generator)
 
-    est, se = D.monte_carlo_kl(sample_p, lambda s: p.log()[s], lambda s: q.log()[s], 40000, _gen(27), return_stderr=True)
+    est, se = D.monte_carlo_kl(sample_p, lambda s: p.log()[s], lambda s: q.log()[s], 40000, _gen(27),
+                               return_stderr=True)
     assert abs(est.item() - D.discrete_kl(p, q).item()) < 3 * se.item()

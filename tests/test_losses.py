@@ -119,7 +119,8 @@ def test_image_bce_with_logits_matches_torch_and_is_stable(reduction):
     # Agrees with the probability version where the sigmoid is not saturated.
     small = logits / 50
     torch.testing.assert_close(
-        L.image_bce_with_logits(x, small, reduction=reduction), L.image_bce(x, torch.sigmoid(small), reduction=reduction)
+        L.image_bce_with_logits(x, small, reduction=reduction),
+        L.image_bce(x, torch.sigmoid(small), reduction=reduction),
     )
 
 

@@ -231,7 +231,8 @@ def test_latent_grid_refuses_other_latent_sizes():
     with pytest.raises(ValueError, match="dimension 1 or 2"):
         latent_grid_decomposition(_model(input_dim=4, hidden=(3,), latent_dim=3), torch.rand(2, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="points"):
-        latent_grid_decomposition(_model(input_dim=4, hidden=(3,), latent_dim=2), torch.rand(2, 4, dtype=torch.float64), points=2)
+        latent_grid_decomposition(_model(input_dim=4, hidden=(3,), latent_dim=2), torch.rand(2, 4, dtype=torch.float64),
+                                  points=2)
 
 
 # --------------------------------------------------------------------------- batched importance sampling

@@ -228,7 +228,8 @@ def test_compose_same_network_twice_ties_parameters():
 def test_compose_bad_input():
     a = DeepNetwork([5, 4], "relu")
     b = DeepNetwork([3, 2], "relu")
-    with pytest.raises(ValueError, match=r"networks\[0\] has output dimension 4 but networks\[1\] has input dimension 3"):
+    with pytest.raises(ValueError,
+                       match=r"networks\[0\] has output dimension 4 but networks\[1\] has input dimension 3"):
         compose(a, b)
     with pytest.raises(ValueError, match=r"networks\[1\] has output dimension 2 but networks\[2\]"):
         compose(DeepNetwork([6, 3]), b, a)

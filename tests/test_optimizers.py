@@ -6,7 +6,6 @@ for gradient descent on quadratics (numpy, float64).
 
 from __future__ import annotations
 
-import copy
 import io
 import math
 import pickle
@@ -237,7 +236,8 @@ def test_step_size_schedules_closed_forms() -> None:
     assert [step_size_schedule("constant", 0.3)(t) for t in ts] == [0.3] * 50
     assert [step_size_schedule("inverse", 0.3)(t) for t in ts] == pytest.approx([0.3 / (1 + t) for t in ts])
     assert [step_size_schedule("inverse_sqrt", 0.3)(t) for t in ts] == pytest.approx([0.3 / np.sqrt(1 + t) for t in ts])
-    assert [step_size_schedule("exponential", 0.3, decay=0.8)(t) for t in ts] == pytest.approx([0.3 * 0.8**t for t in ts])
+    assert ([step_size_schedule("exponential", 0.3, decay=0.8)(t) for t in ts]
+            == pytest.approx([0.3 * 0.8**t for t in ts]))
     for name in SCHEDULES:
         s = step_size_schedule(name, 0.7, **({"decay": 0.5} if name == "exponential" else {}))
         assert s(0) == 0.7  # every schedule starts at lr
@@ -289,7 +289,8 @@ def test_path_diverges_with_constant_step_too_large() -> None:
     a, q, eigs, x0 = _quadratic()
     gamma = 2.2 / eigs.max()  # |1 - gamma * lambda_max| = 1.2 > 1
     at = torch.from_numpy(a)
-    path = gradient_descent_path(lambda x: at @ x, torch.from_numpy(x0), step_size_schedule("constant", gamma), 100).numpy()
+    path = gradient_descent_path(lambda x: at @ x, torch.from_numpy(x0), step_size_schedule("constant", gamma),
+                                 100).numpy()
     growth = np.linalg.norm(path[-1]) / np.linalg.norm(path[0])
     assert growth > 1e6
     expected = q @ ((1 - gamma * eigs) ** 100 * (q.T @ x0))
@@ -302,7 +303,8 @@ def test_path_diverges_with_constant_step_too_large() -> None:
 def test_summable_steps_stop_short_of_the_minimum() -> None:
     """gamma_t = 1/(t+1)^2 -> 0 but sum gamma_t < inf: on f = x^2 the limit is sin(pi sqrt 2)/(pi sqrt 2) * x0."""
     steps = 4000
-    path = gradient_descent_path(lambda x: 2 * x, torch.tensor([1.0], dtype=torch.float64), lambda t: 1 / (t + 1) ** 2, steps)
+    path = gradient_descent_path(lambda x: 2 * x, torch.tensor([1.0], dtype=torch.float64), lambda t: 1 / (t + 1) ** 2,
+                                 steps)
     partial = np.prod([1 - 2 / n**2 for n in range(1, steps + 1)])
     assert path[-1].item() == pytest.approx(partial, rel=1e-12)
     limit = math.sin(math.pi * math.sqrt(2)) / (math.pi * math.sqrt(2))
@@ -313,21 +315,24 @@ def test_summable_steps_stop_short_of_the_minimum() -> None:
 
 def test_vanishing_non_summable_steps_can_still_diverge() -> None:
     """gamma_t = 1/(1+t) on f = x^4 from x0 = 1: 1, -3, 51, -176817, ... (Theorem 1.2.5 claims convergence)."""
-    path = gradient_descent_path(lambda x: 4 * x**3, torch.tensor([1.0], dtype=torch.float64), step_size_schedule("inverse", 1.0), 10)
+    path = gradient_descent_path(lambda x: 4 * x**3, torch.tensor([1.0], dtype=torch.float64),
+                                 step_size_schedule("inverse", 1.0), 10)
     assert path[:4].flatten().tolist() == [1.0, -3.0, 51.0, -176817.0]
     absx = path.flatten().abs()
     assert torch.all(absx[1:7] > absx[:6] ** 2)  # super-exponential growth
     assert not torch.isfinite(path[-1]).any()
     # the same schedule heads to the minimiser 0 (slowly: f is flat there) from a small start,
     # where gamma_t * f''(x) = 12 x^2 / (1 + t) stays below 2
-    small = gradient_descent_path(lambda x: 4 * x**3, torch.tensor([0.3], dtype=torch.float64), step_size_schedule("inverse", 1.0), 200)
+    small = gradient_descent_path(lambda x: 4 * x**3, torch.tensor([0.3], dtype=torch.float64),
+                                  step_size_schedule("inverse", 1.0), 200)
     assert torch.all(small.flatten().diff() < 0) and 0 < small[-1].item() < 0.15
 
 
 def test_convex_function_without_minimiser() -> None:
     """f = exp is convex with no minimiser: the iterates decrease for ever, the gradient never vanishes."""
     steps = 500
-    path = gradient_descent_path(torch.exp, torch.tensor([0.0], dtype=torch.float64), step_size_schedule("inverse", 1.0), steps)
+    path = gradient_descent_path(torch.exp, torch.tensor([0.0], dtype=torch.float64),
+                                 step_size_schedule("inverse", 1.0), steps)
     x = path.flatten().numpy()
     ref = [0.0]
     for t in range(steps):
@@ -352,7 +357,8 @@ def test_bad_lr(cls, lr) -> None:
         cls(_p(), lr=lr)
 
 
-@pytest.mark.parametrize("betas", [(1.0, 0.999), (0.9, 1.0), (-0.1, 0.9), (0.9,), (0.9, 0.9, 0.9), "ab", 0.9, (0.9, float("nan"))])
+@pytest.mark.parametrize("betas", [(1.0, 0.999), (0.9, 1.0), (-0.1, 0.9), (0.9,), (0.9, 0.9, 0.9), "ab", 0.9,
+                                   (0.9, float("nan"))])
 def test_bad_betas(betas) -> None:
     with pytest.raises(ValueError, match=r"betas must be a pair"):
         Adam(_p(), betas=betas)
@@ -402,7 +408,8 @@ def test_schedule_giving_negative_step_fails_before_update() -> None:
 
 
 def test_bad_step_size_schedule() -> None:
-    with pytest.raises(ValueError, match=r"name must be one of 'constant', 'inverse', 'inverse_sqrt', 'exponential'; got 'cosine'"):
+    with pytest.raises(ValueError, match=r"name must be one of 'constant', 'inverse', 'inverse_sqrt', "
+                                         r"'exponential'; got 'cosine'"):
         step_size_schedule("cosine", 0.1)
     with pytest.raises(ValueError, match="lr must be"):
         step_size_schedule("inverse", 0.0)

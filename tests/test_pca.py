@@ -83,7 +83,8 @@ def test_training_error_is_the_sum_of_discarded_eigenvalues(k):
     err = P.reconstruction_error(fit, x)  # (n,), summed over coordinates
     assert err.shape == (300,)
     assert float(err.mean()) == pytest.approx(fit.discarded_variance, rel=1e-9, abs=1e-12)
-    assert float(P.reconstruction_error(fit, x, "mean").mean()) == pytest.approx(fit.discarded_variance / 12, rel=1e-9, abs=1e-13)
+    assert float(P.reconstruction_error(fit, x, "mean").mean()) == pytest.approx(fit.discarded_variance / 12,
+                                                                                 rel=1e-9, abs=1e-13)
 
 
 def test_pca_beats_any_other_projection_of_the_same_rank():
@@ -147,14 +148,16 @@ def test_principal_angles_of_equal_nested_and_orthogonal_spaces():
     assert float(P.principal_angles(a, a @ mix).max()) < 1e-12
     assert float(P.principal_angles(a, a[:, :2]).max()) < 1e-12  # nested
     e = torch.eye(6, dtype=torch.float64)
-    torch.testing.assert_close(P.principal_angles(e[:, :2], e[:, 2:5]), torch.full((2,), math.pi / 2, dtype=torch.float64))
+    torch.testing.assert_close(P.principal_angles(e[:, :2], e[:, 2:5]),
+                               torch.full((2,), math.pi / 2, dtype=torch.float64))
 
 
 def test_pca_subspace_is_recovered_from_a_rotated_basis():
     x = _data(seed=9)
     fit = P.fit_pca(x, 4)
     g = torch.Generator().manual_seed(1)
-    basis = fit.components.T @ torch.randn(4, 4, generator=g, dtype=torch.float64)  # what a linear AE's decoder may hold
+    # what a linear AE's decoder may hold
+    basis = fit.components.T @ torch.randn(4, 4, generator=g, dtype=torch.float64)
     assert float(P.principal_angles(basis, fit.components.T).max()) < 1e-10
 
 

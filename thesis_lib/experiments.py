@@ -71,7 +71,8 @@ THESIS_AE = TrainConfig(epochs=1000, batch_size=512, lr=3e-4, optimizer="adam", 
 STANDARD_VAE = TrainConfig(epochs=10, batch_size=128, lr=1e-3, loss="elbo")  # pytorch/examples vae
 
 
-def _registry() -> dict[str, Experiment]:
+def _chapter_4() -> list[Experiment]:
+    """Chapter 4: Algorithm 2 and its variants, the PCA comparison, convolutions, canvases."""
     exps = [
         Experiment("ae_thesis", "04", _ae(THESIS_WIDTHS), THESIS_AE,
                    about="Algorithm 2: 784-128-64-12-3 and back, Adam 3e-4, MSE, batch 512, 1000 epochs"),
@@ -96,12 +97,19 @@ def _registry() -> dict[str, Experiment]:
         exps.append(Experiment(f"nonlinear_ae_{k}", "04", _ae([*THESIS_WIDTHS[:3], k]),
                                TrainConfig(epochs=100, batch_size=512, lr=1e-3),
                                about=f"ReLU autoencoder 784-128-64-{k} and back"))
-    exps += [
+    return exps
+
+
+def _chapter_5() -> list[Experiment]:
+    """Chapter 5: the standard VAE and its variants, Burda et al.'s network for likelihoods."""
+    exps = [
         Experiment("vae_standard", "05", _vae([400], 20), STANDARD_VAE, quick_epochs=1,
-                   about="the standard VAE of pytorch/examples: 784-400-20, Adam 1e-3, batch 128, 10 epochs, grey levels"),
+                   about="the standard VAE of pytorch/examples: 784-400-20, Adam 1e-3, batch 128, 10 epochs, "
+                         "grey levels"),
         Experiment("vae_nll", "05", _vae([200, 200], 50, activation="tanh"),
                    TrainConfig(epochs=500, batch_size=100, lr=1e-3, loss="elbo", binarize=True), quick_epochs=1,
-                   about="Burda et al.'s one-stochastic-layer VAE 784-200-200-50 (tanh) on dynamically binarised MNIST"),
+                   about="Burda et al.'s one-stochastic-layer VAE 784-200-200-50 (tanh) on dynamically "
+                         "binarised MNIST"),
         Experiment("vae_nll_decay", "05", _vae([200, 200], 50, activation="tanh"),
                    TrainConfig(epochs=300, batch_size=100, lr=1e-3, loss="elbo", binarize=True, lr_decay=0.992),
                    quick_epochs=1,
@@ -129,10 +137,10 @@ def _registry() -> dict[str, Experiment]:
         exps.append(Experiment(f"vae_without_{c}", "05", _vae([400], 20),
                                STANDARD_VAE.replace(epochs=20, exclude_class=c), quick_epochs=1,
                                about=f"the standard VAE trained without the digit {c}, for anomaly detection"))
-    return {e.name: e for e in exps}
+    return exps
 
 
-EXPERIMENTS = _registry()
+EXPERIMENTS = {e.name: e for e in _chapter_4() + _chapter_5()}
 
 
 def beta_experiment(beta: float) -> str:
@@ -253,7 +261,8 @@ def provenance_table(checkpoint_dir: Path | None = None) -> str:
         final = prov.get("final", {})
         minutes = prov.get("wall_seconds", float("nan")) / 60
         rows.append(
-            f"| {exp.name} | {ck['epoch']} | {minutes:.1f} min | {prov.get('device', '?')} ({prov.get('device_name', '?')}) | "
+            f"| {exp.name} | {ck['epoch']} | {minutes:.1f} min | "
+            f"{prov.get('device', '?')} ({prov.get('device_name', '?')}) | "
             f"{prov.get('threads', '?')} | {prov.get('torch', '?')} | {final.get('train_loss', float('nan')):.4g} | "
             f"{final.get('test_loss', float('nan')):.4g} |"
         )

@@ -89,7 +89,9 @@ def empirical_risk(
         raise ValueError(f"ys must have as many rows as xs ({xs.shape[0]}); got shape {tuple(ys.shape)}")
     per_point = loss(ys, f(xs))
     if per_point.shape != (xs.shape[0],):
-        raise ValueError(f"loss must return one value per data point, shape ({xs.shape[0]},); got {tuple(per_point.shape)}")
+        raise ValueError(
+            f"loss must return one value per data point, shape ({xs.shape[0]},); got {tuple(per_point.shape)}"
+        )
     # Eq. (1.4)
     return per_point.mean()
 
@@ -125,7 +127,8 @@ def _image_mse(x: Tensor, x_hat: Tensor, reduction: str) -> Tensor:
 
 
 def image_bce(x: Tensor, x_hat: Tensor, reduction: str = "mean", eps: float = 1e-7) -> Tensor:
-    r"""$L_{BCE}(\psi, f(\psi)) = -\frac{1}{MN}\sum_{i,j} \psi_{ij}\log f(\psi)_{ij} + (1-\psi_{ij})\log(1-f(\psi)_{ij})$.
+    r"""$L_{BCE}(\psi, f(\psi)) = -\frac{1}{MN}\sum_{i,j} \psi_{ij}\log f(\psi)_{ij}
+    + (1-\psi_{ij})\log(1-f(\psi)_{ij})$.
 
     Thesis: Example 2.2.2.
 
@@ -176,8 +179,8 @@ def image_bce_with_logits(x: Tensor, logits: Tensor, reduction: str = "mean") ->
     check_choice("reduction", reduction, ("mean", "sum"))
     check_same_shape("x", x, "logits", logits)
     _check_in_unit_interval("x", x)
-    l, t = _flat(logits), _flat(x)
-    per_entry = F.softplus(l) - t * l  # (B, n)
+    z, t = _flat(logits), _flat(x)  # z: the logits l
+    per_entry = F.softplus(z) - t * z  # (B, n)
     return per_entry.mean(dim=1) if reduction == "mean" else per_entry.sum(dim=1)
 
 

@@ -173,7 +173,8 @@ def dataset_nll(
 # --------------------------------------------------------------------------- exact 2-d evidence
 @torch.no_grad()
 def latent_activity(model: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
-    r"""Per latent unit $u$, the activity $A_u = \operatorname{Var}_x\big(\mathbb E_{q(z|x)}[z_u]\big)$ over the images ``x``: ``(L,)``.
+    r"""Per latent unit $u$, the activity $A_u = \operatorname{Var}_x\big(\mathbb E_{q(z|x)}[z_u]\big)$ over the
+    images ``x``: ``(L,)``.
 
     Burda et al. (2016), Section 5.2: a unit whose encoder mean barely moves with the input carries no
     information about it (its $q(z_u|x)$ stays at the prior, and the decoder ignores it); they call a
@@ -279,8 +280,8 @@ def _scan_best(model: nn.Module, x: Tensor, scan_span: float, scan_points: int, 
     p = next(model.parameters())
     s = torch.linspace(-scan_span, scan_span, scan_points, dtype=p.dtype, device=p.device)
     scan = _unit_grid(s, int(model.latent_dim))  # (S, d)
-    scan_lj = torch.cat([model.log_likelihood(x, sc[:, None, :].expand(-1, x.shape[0], -1)) - 0.5 * sc.pow(2).sum(-1, keepdim=True)
-                         for sc in scan.split(chunk)])  # (S, B)
+    scan_lj = torch.cat([model.log_likelihood(x, sc[:, None, :].expand(-1, x.shape[0], -1))
+                         - 0.5 * sc.pow(2).sum(-1, keepdim=True) for sc in scan.split(chunk)])  # (S, B)
     return scan[scan_lj.argmax(dim=0)]
 
 
@@ -301,14 +302,16 @@ def _grid_box(
             best = (lj_i, mode_i, std_i)
         else:
             higher = (lj_i > best[0])[:, None]
-            best = (torch.maximum(lj_i, best[0]), torch.where(higher, mode_i, best[1]), torch.where(higher, std_i, best[2]))
+            best = (torch.maximum(lj_i, best[0]), torch.where(higher, mode_i, best[1]),
+                    torch.where(higher, std_i, best[2]))
     return lo, hi, best[1], best[2]
 
 
 def _grid_log_densities(
     model: nn.Module, x: Tensor, lo: Tensor, hi: Tensor, mu: Tensor, logvar: Tensor, points: int, chunk: int
 ) -> tuple[Tensor, Tensor]:
-    r"""$\log p(x|z_g) + \log p(z_g)$ and $\log q(z_g|x)$ on the grid of ``points`` per axis over ``[lo, hi]``: ``(G, B)`` each."""
+    r"""$\log p(x|z_g) + \log p(z_g)$ and $\log q(z_g|x)$ on the grid of ``points`` per axis over ``[lo, hi]``:
+    ``(G, B)`` each."""
     dtype = next(model.parameters()).dtype
     std = torch.exp(0.5 * logvar)
     t = torch.linspace(0.0, 1.0, points, dtype=torch.float64, device=mu.device)

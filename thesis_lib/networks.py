@@ -225,7 +225,8 @@ def phi_layers(
 
 
 class DeepNetwork(nn.Module):
-    r""":math:`\varphi`-deep neural network :math:`f = H_L \circ \dots \circ H_1: \mathbb{R}^{d_1} \to \mathbb{R}^{d_{L+1}}`.
+    r""":math:`\varphi`-deep neural network
+    :math:`f = H_L \circ \dots \circ H_1: \mathbb{R}^{d_1} \to \mathbb{R}^{d_{L+1}}`.
 
     Thesis: Definition 1.1.5, Eq. (1.3).
 

@@ -137,7 +137,8 @@ class _CheckedOptimizer(torch.optim.Optimizer):
 
 
 class GradientDescent(_CheckedOptimizer):
-    r"""Gradient descent :math:`\theta^{(t+1)} = \theta^{(t)} - \gamma_t \, \partial_\theta \mathcal{R}(f_{\theta^{(t)}})`.
+    r"""Gradient descent
+    :math:`\theta^{(t+1)} = \theta^{(t)} - \gamma_t \, \partial_\theta \mathcal{R}(f_{\theta^{(t)}})`.
 
     Thesis: Theorem 1.2.5, Eq. (1.5); Corollary 1.2.7.
 
@@ -196,7 +197,8 @@ class GradientDescent(_CheckedOptimizer):
 
 
 class SGD(GradientDescent):
-    r"""Stochastic gradient descent :math:`\theta^{(t)} = \theta^{(t-1)} - \gamma_{t-1} \partial_{\theta,i} \mathcal{R}(f_{\theta^{(t-1)}})`.
+    r"""Stochastic gradient descent
+    :math:`\theta^{(t)} = \theta^{(t-1)} - \gamma_{t-1} \partial_{\theta,i} \mathcal{R}(f_{\theta^{(t-1)}})`.
 
     Thesis: Theorem 1.2.8, Eq. (1.6).
 
@@ -287,7 +289,8 @@ class Adam(_CheckedOptimizer):
 
     @staticmethod
     def update_params(p: Tensor, m: Tensor, v: Tensor, neg_step_size: float, bias2_sqrt: float, eps: float) -> None:
-        r"""Apply :math:`\theta_t = \theta_{t-1} - \alpha \hat m_t / (\sqrt{\hat v_t} + \epsilon)` in place (line 11)."""
+        r"""Apply :math:`\theta_t = \theta_{t-1} - \alpha \hat m_t / (\sqrt{\hat v_t} + \epsilon)` in place
+        (line 11)."""
         # sqrt(v_hat_t) + eps, with sqrt(v_hat_t) = sqrt(v_t) / sqrt(1 - beta2^t)
         denom = (v.sqrt() / bias2_sqrt).add_(eps)
         # Algorithm 1, line 11

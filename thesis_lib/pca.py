@@ -75,7 +75,8 @@ class PCA:
         check_positive_int("k", k)
         if k > self.k:
             raise ValueError(f"k must be at most the number of fitted components {self.k}; got {k}")
-        return PCA(mean=self.mean, components=self.components[:k], eigenvalues=self.eigenvalues, n_samples=self.n_samples)
+        return PCA(mean=self.mean, components=self.components[:k], eigenvalues=self.eigenvalues,
+                   n_samples=self.n_samples)
 
 
 def _check_data(name: str, x: object, dim: int | None = None) -> Tensor:

@@ -41,7 +41,7 @@ SAVE_FORMATS = ("png", "pdf", "svg")
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 
-# --------------------------------------------------------------------------- helpers (also used by image_plots, diagrams)
+# --------------------------------------------------------------------------- helpers, shared with image_plots, diagrams
 
 
 @functools.lru_cache(maxsize=1)

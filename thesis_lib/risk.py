@@ -56,7 +56,8 @@ Objective = Callable[[nn.Module, Tensor, "Tensor | None"], Tensor]
 @dataclass(frozen=True)
 class GaussianLinearTask:
     r"""The distribution :math:`P` of :math:`(x, y)` with :math:`x \sim \mathcal N(\mu, \Sigma)` on :math:`\mathbb{R}^d`
-    and :math:`y = \langle w^*, x \rangle + b^* + \varepsilon`, :math:`\varepsilon \sim \mathcal N(0, \sigma^2)` independent.
+    and :math:`y = \langle w^*, x \rangle + b^* + \varepsilon`, :math:`\varepsilon \sim \mathcal N(0, \sigma^2)`
+    independent.
 
     Thesis: Definition 1.2.3, Example 1.2.2.
 
@@ -254,7 +255,8 @@ def risk_gradient(model: nn.Module, objective: Objective, x: Tensor, y: Tensor |
 
 # --------------------------------------------------------------------------- Theorem 1.2.5
 def affine_least_squares(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float, float]:
-    r"""The minimiser of the empirical squared risk of :math:`f(x) = Wx + b`, its value and the gradient's Lipschitz constant.
+    r"""The minimiser of the empirical squared risk of :math:`f(x) = Wx + b`, its value and the gradient's
+    Lipschitz constant.
 
     Thesis: Definition 1.2.4, Eq. (1.4); Example 1.2.2; Theorem 1.2.5 (a convex risk with a known minimum).
 
@@ -281,7 +283,8 @@ def affine_least_squares(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float, f
 
 
 def quadratic_gd_iterates(a: Tensor, b: Tensor, x0: Tensor, gammas: Sequence[float]) -> Tensor:
-    r"""The iterates of gradient descent on :math:`f(x) = \frac12 x^\top A x - b^\top x` in closed form, shape ``(T+1, n)``.
+    r"""The iterates of gradient descent on :math:`f(x) = \frac12 x^\top A x - b^\top x` in closed form,
+    shape ``(T+1, n)``.
 
     Thesis: Theorem 1.2.5, Eq. (1.5).
 
@@ -313,7 +316,8 @@ def quadratic_gd_iterates(a: Tensor, b: Tensor, x0: Tensor, gammas: Sequence[flo
 
 # --------------------------------------------------------------------------- Corollary 1.2.7
 def permute_hidden_units(net: nn.Module, layer: int, perm: Tensor) -> nn.Module:
-    r"""A copy of ``net`` with the output units of ``net.layers[layer]`` permuted by ``perm``; same function, other :math:`\theta`.
+    r"""A copy of ``net`` with the output units of ``net.layers[layer]`` permuted by ``perm``; same function,
+    other :math:`\theta`.
 
     Thesis: Corollary 1.2.7 (its erratum: the empirical risk of a network is not convex in :math:`\theta`).
 
@@ -344,7 +348,8 @@ def permute_hidden_units(net: nn.Module, layer: int, perm: Tensor) -> nn.Module:
 def risk_on_segment(
     model_a: nn.Module, model_b: nn.Module, objective: Objective, x: Tensor, y: Tensor | None, s: Tensor
 ) -> Tensor:
-    r"""The empirical risk at :math:`\theta_s = (1 - s)\theta_a + s\,\theta_b` for each ``s``: shape ``(len(s),)``, float64.
+    r"""The empirical risk at :math:`\theta_s = (1 - s)\theta_a + s\,\theta_b` for each ``s``: shape ``(len(s),)``,
+    float64.
 
     Thesis: Corollary 1.2.7 (its erratum); Definition 1.2.4, Eq. (1.4).
 

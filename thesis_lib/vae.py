@@ -37,7 +37,8 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _check_activation(name: str) -> None:
-    """The activation must be a name (the model spec stores it) that :func:`~thesis_lib.activations.get_activation` knows."""
+    """The activation must be a name (the model spec stores it) that
+    :func:`~thesis_lib.activations.get_activation` knows."""
     if not isinstance(name, str):
         raise ValueError(f"activation must be the name of an activation function (str); got {name!r}")
     resolve_activation("activation", name)
@@ -108,7 +109,8 @@ class VAE(nn.Module):
         if not isinstance(x, Tensor) or x.dim() < 2 or math.prod(x.shape[1:]) != self.input_dim:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(
-                f"x must have shape (B, {self.input_dim}) or (B, ...) with {self.input_dim} entries per example; got {shape}"
+                f"x must have shape (B, {self.input_dim}) or (B, ...) with {self.input_dim} entries per example; "
+                f"got {shape}"
             )
         return x.reshape(x.shape[0], self.input_dim)
 
@@ -143,7 +145,9 @@ class VAE(nn.Module):
     def decode_logits(self, z: Tensor) -> Tensor:
         r"""Bernoulli logits of $p(x|z)$, shape ``(..., input_dim)`` (``likelihood="bernoulli"`` only)."""
         if self.likelihood != "bernoulli":
-            raise ValueError(f"decode_logits needs likelihood='bernoulli'; this model has likelihood={self.likelihood!r}")
+            raise ValueError(
+                f"decode_logits needs likelihood='bernoulli'; this model has likelihood={self.likelihood!r}"
+            )
         self._check_z(z)
         return self.decoder(z)
 
@@ -279,7 +283,8 @@ def importance_sampled_nll(
     chunk: int = 500,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    r"""Importance-sampled $-\log p(x) \approx -\log\frac1k\sum_{i=1}^k \frac{p(x|z_i)\,p(z_i)}{q(z_i|x)}$, $z_i \sim q(z|x)$.
+    r"""Importance-sampled $-\log p(x) \approx -\log\frac1k\sum_{i=1}^k \frac{p(x|z_i)\,p(z_i)}{q(z_i|x)}$,
+    $z_i \sim q(z|x)$.
 
     Thesis: Section 3.1 (unfinished); Burda et al. (2015), Section 3.
 
@@ -306,7 +311,8 @@ def importance_sampled_nll(
 def _log_weights(
     model: VAE, x: Tensor, mu: Tensor, logvar: Tensor, k: int, generator: torch.Generator | None
 ) -> Tensor:
-    r"""$\log w_i = \log p(x|z_i) + \log p(z_i) - \log q(z_i|x)$ for $k$ reparameterised $z_i \sim q(z|x)$: ``(k, B)``."""
+    r"""$\log w_i = \log p(x|z_i) + \log p(z_i) - \log q(z_i|x)$ for $k$ reparameterised $z_i \sim q(z|x)$:
+    ``(k, B)``."""
     eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)  # (k, B, L)
     z = mu + torch.exp(0.5 * logvar) * eps
     log_pxz = model.log_likelihood(x, z)  # (k, B)

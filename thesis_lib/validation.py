@@ -92,7 +92,8 @@ def check_optional_str(name: str, value: Any) -> str | None:
 
 
 def check_str_sequence(name: str, value: Any, length: int | None = None) -> list[str]:
-    """Return ``value`` as a list if it is a sequence of ``str`` (not a string itself), of ``length`` entries if given."""
+    """Return ``value`` as a list if it is a sequence of ``str`` (not a string itself), of ``length`` entries
+    if given."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ValueError(f"{name} must be a sequence of strings; got {value!r}")
     if length is not None and len(value) != length:
@@ -145,7 +146,8 @@ def check_tensor(
 
 
 def check_same_shape(name_a: str, a: Any, name_b: str, b: Any, *, min_ndim: int = 1) -> None:
-    """Raise ``ValueError`` unless ``a`` and ``b`` are tensors of the same shape with ``min_ndim`` dimensions or more."""
+    """Raise ``ValueError`` unless ``a`` and ``b`` are tensors of the same shape with ``min_ndim`` dimensions
+    or more."""
     check_tensor(name_a, a)
     check_tensor(name_b, b)
     check_tensor(name_a, a, min_ndim=min_ndim)

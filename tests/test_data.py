@@ -94,7 +94,28 @@ def test_corrupt_file_is_reported(tmp_path):
         (folder / name).write_bytes(b"not mnist")
     problems = data.verify(tmp_path)
     assert len(problems) == 4 and all("MD5" in p for p in problems)
-    with pytest.raises(data.DataNotFoundError, match="IDX"):
+    with pytest.raises(data.DataNotFoundError, match="does not match its pinned MD5"):
+        data.load("mnist", "test", tmp_path)
+
+
+@needs_mnist
+def test_a_flipped_byte_is_refused_where_the_data_is_read(tmp_path, monkeypatch):
+    folder = data.raw_dir(tmp_path)
+    folder.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (folder / name).write_bytes((data.raw_dir(DATA_DIR) / name).read_bytes())
+    hashed = []
+    real_md5 = data._md5
+    monkeypatch.setattr(data, "_md5", lambda path: hashed.append(path.name) or real_md5(path))
+    x, _ = data.load("mnist", "test", tmp_path)
+    assert sorted(hashed) == ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    data.load("mnist", "test", tmp_path)
+    assert len(hashed) == 2  # the verdict is remembered while the files stay untouched
+    images = folder / "t10k-images-idx3-ubyte"
+    blob = bytearray(images.read_bytes())
+    blob[5000] ^= 0x01  # one bit of one pixel
+    images.write_bytes(bytes(blob))
+    with pytest.raises(data.DataNotFoundError, match=r"t10k-images-idx3-ubyte does not match its pinned MD5.*make"):
         data.load("mnist", "test", tmp_path)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import json
 import os
 import pickle
 import subprocess
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from thesis_lib.files import atomic_write_bytes
+from thesis_lib.files import atomic_write_bytes, atomic_write_text
 from thesis_lib.paths import default_data_dir
 from thesis_lib.validation import check_choice, check_nonnegative_int, check_positive_int
 
@@ -69,6 +70,9 @@ _HOW_TO_GET = {
 }
 
 
+_VERDICTS = ".verified.json"  # beside the IDX files: {name: [size, mtime_ns]} of files that matched their MD5
+
+
 class DataNotFoundError(FileNotFoundError):
     """The data set is missing or does not match its checksums; the message says how to get it."""
 
@@ -99,6 +103,34 @@ def verify(data_dir: str | os.PathLike, dataset: str = "mnist") -> list[str]:
         elif _md5(path) != md5:
             problems.append(f"{path} does not match its pinned MD5 {md5}")
     return problems
+
+
+def check_pinned(path: Path, dataset: str) -> None:
+    """Refuse ``path`` unless its bytes have the pinned MD5 of ``dataset``'s file of that name.
+
+    The verdict is kept beside the files (``.verified.json``), keyed by size and modification time, so a
+    file is hashed once after it is written and never again while it stays untouched; a rewrite or an
+    edit changes the key and the file is hashed again. A file that does not match raises
+    :class:`DataNotFoundError` naming it and the command that writes it again.
+    """
+    md5 = (MNIST_MD5 if dataset == "mnist" else FASHION_MD5)[path.name]
+    stat = path.stat()
+    stamp = [stat.st_size, stat.st_mtime_ns]
+    store = path.parent / _VERDICTS
+    try:
+        verdicts = json.loads(store.read_text())
+    except (OSError, ValueError):
+        verdicts = {}
+    if verdicts.get(path.name) == stamp:
+        return
+    if _md5(path) != md5:
+        raise DataNotFoundError(f"{path} does not match its pinned MD5 {md5}: the file is damaged or was altered; "
+                                f"{_HOW_TO_GET[dataset]} again (it rewrites every file that does not check out)")
+    verdicts[path.name] = stamp
+    try:
+        atomic_write_text(store, json.dumps(verdicts, sort_keys=True) + "\n")
+    except OSError:  # a read-only cache: the file is simply hashed again next time
+        pass
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -212,7 +244,8 @@ def load(
 
     Returns ``x`` float32 in ``[0, 1]`` (bytes / 255, Definition 1.3.5) of shape ``(N, 784)`` (row-major
     flattening, Lemma 1.3.7) or ``(N, 1, 28, 28)`` when ``flatten=False``, and ``y`` int64 ``(N,)``.
-    ``limit`` > 0 keeps the first ``limit`` images only (for quick runs).
+    ``limit`` > 0 keeps the first ``limit`` images only (for quick runs). The files must have their
+    pinned checksums (:func:`check_pinned`: hashed once, then remembered while they stay untouched).
     Thesis: Proposition 2.3.4, Definition 1.3.5, Lemma 1.3.7.
     """
     check_choice("dataset", dataset, DATASETS)
@@ -226,6 +259,8 @@ def load(
     labels_path = folder / f"{prefix}-labels-idx1-ubyte"
     if not images_path.is_file() or not labels_path.is_file():
         raise DataNotFoundError(f"{dataset} is not in {folder}: {_HOW_TO_GET[dataset]}")
+    check_pinned(images_path, dataset)
+    check_pinned(labels_path, dataset)
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if limit:

@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export THESIS_DATA_DIR := $(DATA_DIR)
 
-.PHONY: setup data book chapter test unit nbval quick-chapters browser check-sources benchmark clean help
+.PHONY: setup data book chapter test lint lock unit nbval quick-chapters browser check-sources benchmark clean help
 
 help:
 	@echo "make book       build the book (set-up, data, execute changed chapters, render HTML)"
@@ -21,11 +21,20 @@ help:
 	@echo "make chapter CH=04 [ARGS='-p retrain true']   re-execute one chapter"
 	@echo "make benchmark  time the training loop against a DataLoader reference"
 
-$(STAMP): pyproject.toml
+# Everything installed comes from requirements.lock: exact versions, checked against their hashes.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,book]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
+
+# Resolve pyproject.toml's requirements again (pip-tools), pin them with hashes, derive environment.yml.
+lock: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check pip-tools==7.6.2
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra test --extra book \
+		--output-file requirements.lock pyproject.toml
+	$(PY) tools/lock.py environment
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null
@@ -57,10 +66,17 @@ nbval: data check-sources
 quick-chapters: data
 	$(PY) book/build.py --profile quick --force --output-dir $(QUICK_DIR)/chapters -p figures_dir $(QUICK_DIR)/figures --no-render
 
+# ruff (configured in pyproject.toml): the chapters' MyST sources through nbqa and jupytext, at 100
+# characters a line (what a rendered page at 1280 px shows whole); the code at 120.
+lint: $(STAMP)
+	$(VENV)/bin/nbqa ruff notebooks --line-length=100
+	$(VENV)/bin/ruff check thesis_lib tests book benchmarks tools
+	$(PY) tools/lock.py check
+
 browser: book
 	$(PY) book/browser_check.py book/_build/html
 
-test: unit nbval quick-chapters browser
+test: lint unit nbval quick-chapters browser
 
 benchmark: data
 	$(PY) benchmarks/train_speed.py

@@ -497,3 +497,7 @@ def test_browser_check_picks_the_pages_and_refuses_a_missing_site(tmp_path: Path
     assert [p.relative_to(tmp_path).as_posix() for p in check.pages_to_check(tmp_path)] == [
         "intro.html", "chapters/01_a.html", "chapters/02_b.html", "benchmarks.html"]
     assert check.main([str(tmp_path / "nowhere")]) == 2
+    assert check.code_width_problems([]) == []
+    problem, = check.code_width_problems([{"part": "input", "scrollWidth": 700, "clientWidth": 650,
+                                            "line": "x = " + "1" * 100}])
+    assert "code cut off (input, 700 px of content in a 650 px box)" in problem and "x = 111" in problem

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from thesis_lib import optimizers
 from thesis_lib.config import LOSSES, OPTIMIZERS

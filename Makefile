@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export THESIS_DATA_DIR := $(DATA_DIR)
 
-.PHONY: setup data book chapter test lint lock unit nbval quick-chapters browser check-sources benchmark clean help
+.PHONY: setup data book chapter test lint lock unit nbval quick-chapters browser check-sources benchmark clean help reproduce
 
 help:
 	@echo "make book       build the book (set-up, data, execute changed chapters, render HTML)"
@@ -81,6 +81,13 @@ test: lint unit nbval quick-chapters browser
 benchmark: data
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/train_speed.py --epochs 2 --models "thesis AE" --load 1 --output benchmarks/RESULTS_load.md
+
+# Retrain every experiment as a Dask task graph (README: "Reproducing every result"), e.g. ARGS="--seeds 0 1 2".
+# `make reproduce --dry-run` (or -n) prints the plan: the `+` runs the line even under make's -n, and passes
+# --dry-run on to the command.
+reproduce: $(STAMP)
+	$(PY) -m thesis_lib.data fetch --data-dir "$(DATA_DIR)"
+	+$(PY) -m thesis_lib.reproduce $(if $(findstring n,$(firstword -$(MAKEFLAGS))),--dry-run) $(ARGS)
 
 clean:
 	rm -rf book/_build

@@ -25,8 +25,11 @@ What a build does
    ``book/_build/figures/`` (``figures_dir`` left at None: ChapterConfig's default; a relative
    ``-p figures_dir DIR`` is relative to the repository root).
    *Cache*: a chapter is skipped when its executed notebook records, under
-   ``metadata.companion.input_hash``, the SHA-256 of its source, its parameters and every
-   ``thesis_lib/*.py`` (see :func:`input_hash`); ``--force`` executes it anyway.
+   ``metadata.companion.input_hash``, the SHA-256 of its source, its parameters, every
+   ``thesis_lib/*.py`` and the installed versions of torch and thesis_lib (``execution.input_hash``),
+   and, under ``metadata.companion.reads``, the SHA-256 of every checkpoint and cached metric it read
+   while it ran, each still the same (``execution.up_to_date``: a retrained checkpoint makes the
+   chapters that load it stale); ``--force`` executes it anyway.
    *Atomic*: the notebook is written to a temporary file and moved into place, so a failing chapter
    leaves the previous executed notebook as it was; the failed run is kept in ``book/_build/failed/``
    (``OUTPUT_DIR/_failed/`` with ``--output-dir``)
@@ -53,7 +56,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from execution import ensure_kernel, execute_chapter, input_hash, stored_hash
+from execution import ensure_kernel, execute_chapter, input_hash, up_to_date
 from sources import (
     BOOK_DIR,
     DEFAULT_OUTPUT_DIR,
@@ -173,7 +176,7 @@ def execute_chapters(selected: Mapping[str, Path], parameters: Mapping[str, Any]
         t0 = time.perf_counter()
         output = output_dir / f"{source.stem}.ipynb"
         digest = input_hash(source.read_bytes(), parameters, LIB_DIR)
-        if not force and stored_hash(output) == digest:
+        if not force and up_to_date(output, digest):
             print(f"chapter {number} {source.stem}: up to date ({time.perf_counter() - t0:.1f} s)", flush=True)
             continue
         if not kernel_ready:

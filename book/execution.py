@@ -5,24 +5,30 @@ executed notebook is cleaned of what changes on every run and written atomically
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from sources import DEFAULT_OUTPUT_DIR, FAILED_DIR, REPO_ROOT, BuildError, read_source, set_cell_ids
 
 KERNEL_NAME = "python3"
+READS_LOG_ENV = "THESIS_READS_LOG"  # as thesis_lib.files.READS_LOG_ENV (this script does not import torch)
+VERSIONED = ("torch", "thesis_lib")  # packages whose installed version is an input of every chapter
 
 
 def input_hash(source: bytes, parameters: Mapping[str, Any], lib_dir: Path) -> str:
-    """SHA-256 of a chapter's inputs: its source bytes, its parameters and every ``lib_dir/*.py``.
+    """SHA-256 of a chapter's inputs: its source bytes, its parameters, every ``lib_dir/*.py`` and the
+    installed versions of torch and thesis_lib. (The files a chapter reads while it runs, checkpoints
+    and cached metrics, are known only after it ran: see :func:`up_to_date`.)
 
     Each part is framed by a tag and its length, so moving bytes between parts changes the hash;
     library files enter sorted by name, with their names (renaming a module changes the hash).
@@ -39,7 +45,61 @@ def input_hash(source: bytes, parameters: Mapping[str, Any], lib_dir: Path) -> s
     for path in sorted(Path(lib_dir).glob("*.py")):
         part("file", path.name.encode())
         part("content", path.read_bytes())
+    part("versions", json.dumps({name: _version(name) for name in VERSIONED}).encode())
     return digest.hexdigest()
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _shown(path: Path) -> str:
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def files_read(log: Path) -> dict[str, str]:
+    """``{path: SHA-256}`` of the files named in a reads log (``thesis_lib.files.record_read``), as they
+    are now; paths inside the repository are relative to it. A file that no longer exists is left out."""
+    if not log.is_file():
+        return {}
+    paths = sorted({Path(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()})
+    return {_shown(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
+
+
+def up_to_date(output: Path, digest: str) -> bool:
+    """Whether the executed notebook ``output`` was made from inputs with the hash ``digest`` and every file
+    it read while it ran (``metadata.companion.reads``) still has the SHA-256 it had then."""
+    try:
+        companion = json.loads(Path(output).read_text(encoding="utf-8")).get("metadata", {}).get("companion", {})
+    except (OSError, ValueError):
+        return False
+    if companion.get("input_hash") != digest:
+        return False
+    for shown, sha in companion.get("reads", {}).items():
+        path = Path(shown) if Path(shown).is_absolute() else REPO_ROOT / shown
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _kernel_environment(reads_log: Path) -> Iterator[None]:
+    """The environment the chapter's kernel starts with: its reads log, and debugpy's frozen-modules
+    warning silenced; this process's own environment is restored afterwards."""
+    settings = {READS_LOG_ENV: str(reads_log), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    before = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def clean_executed(nb: Any, *, companion: Mapping[str, Any]) -> Any:
@@ -49,7 +109,7 @@ def clean_executed(nb: Any, *, companion: Mapping[str, Any]) -> Any:
     ``execution`` timings, keeps only ``parameters`` of papermill's notebook metadata (its
     timestamps, duration and temporary input/output paths go), adds ``remove-cell`` to the
     ``injected-parameters`` cell, recomputes the content-derived cell ids and records ``companion``
-    (input hash, source, parameters) under ``metadata.companion``. Execution counts stay.
+    (input hash, source, parameters, the files read) under ``metadata.companion``. Execution counts stay.
     """
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
@@ -79,15 +139,6 @@ def write_atomic(nb: Any, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def stored_hash(path: Path) -> str | None:
-    """The ``metadata.companion.input_hash`` of an executed notebook, or None if absent/unreadable."""
-    try:
-        meta = json.loads(Path(path).read_text(encoding="utf-8")).get("metadata", {})
-    except (OSError, ValueError):
-        return None
-    return meta.get("companion", {}).get("input_hash")
 
 
 def ensure_kernel() -> None:
@@ -140,13 +191,13 @@ def execute_chapter(number: str, source: Path, output: Path, parameters: Mapping
         converted = Path(tmp) / f"{source.stem}.ipynb"
         executed = Path(tmp) / f"{source.stem}.executed.ipynb"
         jupytext.write(nb, converted, fmt="ipynb")
-        env_before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
-        os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # silences debugpy's frozen-modules warning
+        reads_log = Path(tmp) / "reads.txt"
         try:
-            papermill.execute_notebook(
-                str(converted), str(executed), parameters=dict(parameters), kernel_name=KERNEL_NAME,
-                cwd=str(REPO_ROOT), progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-            )
+            with _kernel_environment(reads_log):
+                papermill.execute_notebook(
+                    str(converted), str(executed), parameters=dict(parameters), kernel_name=KERNEL_NAME,
+                    cwd=str(REPO_ROOT), progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                )
         except PapermillExecutionError as exc:
             failed_dir = failed_dir_for(output.parent)
             failed_dir.mkdir(parents=True, exist_ok=True)
@@ -165,12 +216,9 @@ def execute_chapter(number: str, source: Path, output: Path, parameters: Mapping
         except Exception as exc:  # kernel died, timeout, ...
             raise BuildError(f"chapter {number} failed: {type(exc).__name__}: {exc}; "
                              f"{output.name} was left as it was") from None
-        finally:
-            if env_before is None:
-                os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
-            else:
-                os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = env_before
         result = nbformat.read(executed, as_version=4)
+        reads = files_read(reads_log)
     rel = source.relative_to(REPO_ROOT).as_posix() if source.is_relative_to(REPO_ROOT) else source.name
-    clean_executed(result, companion={"input_hash": digest, "source": rel, "parameters": dict(parameters)})
+    companion = {"input_hash": digest, "source": rel, "parameters": dict(parameters), "reads": reads}
+    clean_executed(result, companion=companion)
     write_atomic(result, output)

@@ -9,7 +9,7 @@ itself and the layers below:
 - mathematics: what the thesis defines and states (activations, networks, risk, optimisers, image
   operators, losses, divergences, autoencoders, PCA, VAE, metrics);
 - machinery: what trains, stores and publishes (data, models, training, checkpoints, runs,
-  experiments, process, provenance, the plotting modules, chapter, comparisons).
+  experiments, process, provenance, the plotting modules, chapter, comparisons, tasks, reproduce).
 """
 
 from __future__ import annotations

@@ -501,3 +501,51 @@ def test_browser_check_picks_the_pages_and_refuses_a_missing_site(tmp_path: Path
     problem, = check.code_width_problems([{"part": "input", "scrollWidth": 700, "clientWidth": 650,
                                             "line": "x = " + "1" * 100}])
     assert "code cut off (input, 700 px of content in a 650 px box)" in problem and "x = 111" in problem
+
+
+# ------------------------------------------------------------------------------------------------
+# The cache knows what a chapter read
+# ------------------------------------------------------------------------------------------------
+
+def test_input_hash_covers_the_versions_of_torch_and_the_library(monkeypatch, tmp_path: Path) -> None:
+    base = execution.input_hash(b"s", {}, tmp_path)
+    monkeypatch.setattr(execution, "_version", lambda name: "0.0" if name == "torch" else "x")
+    assert execution.input_hash(b"s", {}, tmp_path) != base
+
+
+def test_a_changed_file_that_a_chapter_read_makes_it_stale(monkeypatch, tmp_path: Path) -> None:
+    ckpt = tmp_path / "checkpoints" / "m.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"weights")
+    log = tmp_path / "reads.txt"
+    log.write_text(f"{ckpt}\n{ckpt}\n{tmp_path / 'gone.json'}\n")
+    monkeypatch.setattr(execution, "REPO_ROOT", tmp_path)
+    reads = execution.files_read(log)
+    assert list(reads) == ["checkpoints/m.pt"]  # once, relative to the repository; a missing file left out
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["companion"] = {"input_hash": "abc", "reads": reads}
+    out = tmp_path / "01_a.ipynb"
+    nbformat.write(nb, out)
+    assert execution.up_to_date(out, "abc") and not execution.up_to_date(out, "abd")
+    ckpt.write_bytes(b"weights, retrained")
+    assert not execution.up_to_date(out, "abc")
+    ckpt.unlink()
+    assert not execution.up_to_date(out, "abc")
+
+
+@pytest.mark.parametrize("chapter, checkpoint", [("04_autoencoders", "ae_thesis.pt"),
+                                                 ("05_variational_autoencoders", "vae_nll.pt")])
+def test_replacing_a_committed_checkpoint_makes_its_chapter_stale(monkeypatch, tmp_path: Path, chapter: str,
+                                                                  checkpoint: str) -> None:
+    """The committed chapters record what they read; a copy of the repository's inputs with one
+    checkpoint replaced makes the chapter out of date, and nothing else does."""
+    executed = ROOT / "book" / "chapters" / f"{chapter}.ipynb"
+    companion = json.loads(executed.read_text())["metadata"]["companion"]
+    assert f"checkpoints/{checkpoint}" in companion["reads"]
+    for shown in companion["reads"]:
+        (tmp_path / shown).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / shown).write_bytes((ROOT / shown).read_bytes())
+    monkeypatch.setattr(execution, "REPO_ROOT", tmp_path)
+    assert execution.up_to_date(executed, companion["input_hash"])
+    (tmp_path / "checkpoints" / checkpoint).write_bytes((ROOT / "checkpoints" / "vae_2d.pt").read_bytes())
+    assert not execution.up_to_date(executed, companion["input_hash"])

@@ -39,3 +39,33 @@ def test_permissions_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(p.stat().st_mode) == 0o644
+
+
+def test_record_read_writes_only_when_asked(tmp_path, monkeypatch):
+    from thesis_lib.files import READS_LOG_ENV, record_read
+
+    log = tmp_path / "reads.txt"
+    monkeypatch.delenv(READS_LOG_ENV, raising=False)
+    record_read(tmp_path / "a.pt")
+    assert not log.exists()
+    monkeypatch.setenv(READS_LOG_ENV, str(log))
+    record_read(tmp_path / "a.pt")
+    record_read(tmp_path / "b.json")
+    assert log.read_text().splitlines() == [str((tmp_path / "a.pt").resolve()), str((tmp_path / "b.json").resolve())]
+
+
+def test_loading_a_checkpoint_and_a_cached_metric_are_recorded(tmp_path, monkeypatch):
+    import torch
+
+    from thesis_lib import experiments
+    from thesis_lib.checkpoints import load_checkpoint
+    from thesis_lib.config import ChapterConfig
+    from thesis_lib.files import READS_LOG_ENV
+
+    log = tmp_path / "reads.txt"
+    monkeypatch.setenv(READS_LOG_ENV, str(log))
+    cfg = ChapterConfig.from_parameters(chapter="05")  # the committed checkpoints
+    load_checkpoint(cfg.checkpoint_dir / "vae_standard.pt")
+    experiments.cached_metric(cfg, "vae_nll", "test_nll_k5000_n10000_seed0", lambda: torch.nan)
+    assert log.read_text().splitlines() == [str((cfg.checkpoint_dir / n).resolve()) for n in
+                                            ("vae_standard.pt", "vae_nll.pt", "vae_nll.metrics.json")]

@@ -46,4 +46,5 @@ def test_a_pin_without_a_hash_and_a_stale_environment_are_found(tmp_path):
     assert any("without a hash" in p for p in lock.disagreements(pyproject, lockfile, environment))
     _copies(tmp_path)
     environment.write_text(environment.read_text().replace("tqdm==", "tqdm>="))
-    assert any("environment.yml is not the one derived" in p for p in lock.disagreements(pyproject, lockfile, environment))
+    problems = lock.disagreements(pyproject, lockfile, environment)
+    assert any("environment.yml is not the one derived" in p for p in problems)

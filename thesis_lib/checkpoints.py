@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from thesis_lib.config import ModelSpec, TrainConfig
-from thesis_lib.files import atomic_write
+from thesis_lib.files import atomic_write, record_read
 from thesis_lib.provenance import cpu_model
 
 FORMAT = 1
@@ -50,6 +50,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    record_read(path)
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     missing = [k for k in REQUIRED_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(REQUIRED_KEYS)
     if missing:

@@ -29,7 +29,7 @@ from thesis_lib import data, metrics
 from thesis_lib.autoencoders import THESIS_WIDTHS
 from thesis_lib.checkpoints import file_sha256, load_checkpoint
 from thesis_lib.config import ChapterConfig, ModelSpec, TrainConfig
-from thesis_lib.files import atomic_write_text
+from thesis_lib.files import atomic_write_text, record_read
 from thesis_lib.paths import default_checkpoint_dir
 from thesis_lib.process import resolve_device, restart_with_malloc_settings, tune_process
 from thesis_lib.runs import TrainResult, train_or_load
@@ -184,10 +184,11 @@ def checkpoint_path(exp: Experiment, cfg: ChapterConfig) -> Path | None:
 
 
 def run(name: str, cfg: ChapterConfig, progress: bool = False,
-        tensors: dict[str, torch.Tensor] | None = None) -> TrainResult:
+        tensors: dict[str, torch.Tensor] | None = None, checkpoint_every: int = 50) -> TrainResult:
     """Train or load experiment ``name`` under the chapter's profile; returns a ``TrainResult``.
 
     ``tensors`` (from :func:`load_data`) saves reloading the data when a chapter runs several experiments.
+    ``checkpoint_every``: epochs between the saves of the full profile (an interrupted run resumes there).
     """
     exp = get(name)
     t = tensors if tensors is not None else load_data(exp, cfg)
@@ -199,7 +200,7 @@ def run(name: str, cfg: ChapterConfig, progress: bool = False,
         exp.spec, exp.config(cfg.profile, cfg.seed), t["x_train"], t["x_test"],
         y_train=t["y_train"], path=path, retrain=cfg.retrain,
         device=resolve_device(cfg.device), progress=progress, include_optimizer=False,
-        eval_every=max(1, exp.config(cfg.profile).epochs // 100), init=init,
+        eval_every=max(1, exp.config(cfg.profile).epochs // 100), init=init, checkpoint_every=checkpoint_every,
     )
 
 
@@ -215,6 +216,8 @@ def cached_metric(cfg: ChapterConfig, name: str, key: str, compute: Callable[[],
         return compute()
     digest = file_sha256(path)
     store = path.with_suffix(".metrics.json")
+    record_read(path)
+    record_read(store)
     cache = json.loads(store.read_text()) if store.is_file() else {}
     if cache.get("checkpoint_sha256") != digest:
         cache = {"checkpoint_sha256": digest, "values": {}}

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader, or a process killed mid-write, sees the old file or the new one, never half."""
+"""Atomic file writes (a reader, or a process killed mid-write, sees the old file or the new one, never
+half), and the record of the files a chapter reads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,24 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+
+#: When set, :func:`record_read` appends the path of every checkpoint and cached metric the process
+#: reads to the file it names (``book/build.py`` sets it for each chapter's kernel).
+READS_LOG_ENV = "THESIS_READS_LOG"
+
+
+def record_read(path: str | os.PathLike) -> None:
+    """Note that this process read ``path`` (a checkpoint, a cached metric): one line appended to the file
+    that ``$THESIS_READS_LOG`` names, when it is set; nothing otherwise.
+
+    ``book/build.py`` sets it for each chapter it executes and keeps the SHA-256 of every file read, so
+    that a chapter whose inputs changed (a retrained checkpoint) counts as out of date.
+    """
+    log = os.environ.get(READS_LOG_ENV)
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"{Path(path).resolve()}\n")
 
 
 def _umask() -> int:

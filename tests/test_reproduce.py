@@ -1,0 +1,251 @@
+"""The reproduction command: its plan, its estimates, its refusals, and its runs on a local Dask cluster
+(a quick sweep, a failing task, a worker killed in the middle of a task)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from thesis_lib import data, experiments, reproduce, runs, tasks
+from thesis_lib.checkpoints import load_checkpoint
+from thesis_lib.config import ChapterConfig, ModelSpec, TrainConfig
+from thesis_lib.experiments import Experiment
+from thesis_lib.paths import default_checkpoint_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+TINY = ModelSpec("fc_autoencoder", {"widths": [784, 32, 4]})
+TINY_RUN = TrainConfig(epochs=4, batch_size=256, lr=1e-3, train_limit=2048)
+#: Experiments that exist only in these tests; the workers get them through the task functions below.
+TEST_EXPERIMENTS = {
+    "broken": Experiment("broken", "04", ModelSpec("fc_autoencoder", {"widths": [10, 2]}), TrainConfig(epochs=1),
+                         about="a network for 10 inputs trained on 784: its first batch raises"),
+    "broken_child": Experiment("broken_child", "04", ModelSpec("fc_autoencoder", {"widths": [10, 2]}),
+                               TrainConfig(epochs=1), init_from="broken"),
+    "tiny_killed": Experiment("tiny_killed", "04", TINY, TINY_RUN),
+    "tiny_ref": Experiment("tiny_ref", "04", TINY, TINY_RUN),
+}
+
+
+def _need_mnist() -> None:
+    if data.verify(ChapterConfig.from_parameters(chapter="04").data_dir):
+        pytest.skip("MNIST not fetched")
+
+
+def _plan(names, seeds=(0,), profile="full", out=Path("out"), registry=None):
+    return tasks.build_plan(names, list(seeds), profile, out, Path("data"), default_checkpoint_dir(),
+                            registry=registry)
+
+
+# --- the plan ---------------------------------------------------------------------------------------------
+
+def test_the_plan_puts_each_warm_start_after_its_parent_of_the_same_seed(tmp_path):
+    plan = _plan(list(experiments.EXPERIMENTS), seeds=(0, 1), out=tmp_path)
+    keys = [t.key for t in plan]
+    assert len(plan) == 2 * len(experiments.EXPERIMENTS) and len(set(keys)) == len(keys)
+    for seed in (0, 1):
+        for child in ("vae_nll_long", "iwae_nll_long"):
+            assert keys.index(f"vae_nll-seed{seed}") < keys.index(f"{child}-seed{seed}")
+            task = plan[keys.index(f"{child}-seed{seed}")]
+            assert task.parents == (f"vae_nll-seed{seed}",)
+            assert task.spec.checkpoint_dir == str(tmp_path.resolve() / f"seed{seed}")
+    assert all(not t.parents for t in plan if experiments.get(t.spec.name).init_from == "")
+    # asking for a warm start brings its parent along
+    assert [t.key for t in _plan(["iwae_nll_long"])] == ["vae_nll-seed0", "iwae_nll_long-seed0"]
+
+
+def test_estimates_come_from_the_committed_provenance():
+    if not (default_checkpoint_dir() / "vae_standard.pt").is_file():
+        pytest.skip("no committed checkpoint")
+    prov = load_checkpoint(default_checkpoint_dir() / "linear_ae_2.pt")["provenance"]
+    (full,) = _plan(["linear_ae_2"])
+    assert full.estimate == pytest.approx(prov["wall_seconds"]) and not full.guessed
+    assert full.committed["final"] == prov["final"]
+    half = {"linear_ae_2": experiments.EXPERIMENTS["linear_ae_2"]}
+    half["linear_ae_2"] = Experiment("linear_ae_2", "04", half["linear_ae_2"].spec,
+                                     half["linear_ae_2"].full.replace(epochs=50))
+    assert _plan(["linear_ae_2"], registry=half)[0].estimate == pytest.approx(prov["wall_seconds"] / 2)
+    assert _plan(["linear_ae_2"], profile="quick")[0].estimate == tasks.QUICK_TASK_SECONDS
+    (guess,) = _plan(["tiny_ref"], registry=TEST_EXPERIMENTS)
+    assert guess.guessed and guess.estimate == tasks.UNKNOWN_SECONDS_PER_EPOCH * 4
+
+
+def test_wall_time_estimate_on_a_small_graph():
+    def task(name, seconds, parents=()):
+        spec = tasks.TaskSpec(name, 0, "full", "out", "data")
+        return tasks.Task(spec, 1, seconds, tuple(f"{p}-seed0" for p in parents))
+
+    plan = [task("a", 10), task("c", 5), task("d", 5), task("b", 10, ["a"])]
+    assert tasks.critical_path(plan) == ["a-seed0", "b-seed0"]
+    assert tasks.wall_estimate(plan, 1) == 30
+    assert tasks.wall_estimate(plan, 2) == 20  # a then b on one worker, c and d on the other
+    assert tasks.wall_estimate(plan, 8) == 20  # the critical path bounds it
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--profile", "medium"], "--profile"),
+    (["--seeds", "-1"], "--seeds"),
+    (["--seeds", "one"], "--seeds"),
+    (["--only", "gan"], "--only"),
+    (["--workers", "0"], "--workers"),
+    (["--checkpoint-every", "0"], "--checkpoint-every"),
+    (["--scheduler", "tcp://127.0.0.1:1", "--workers", "2"], "--workers"),
+    (["--out", str(default_checkpoint_dir())], "--overwrite-committed"),
+    (["--out", str(default_checkpoint_dir() / "seed0")], "--overwrite-committed"),
+    (["--out", str(default_checkpoint_dir()), "--overwrite-committed", "--seeds", "1"], "--overwrite-committed"),
+    (["--out", "elsewhere", "--overwrite-committed"], "--overwrite-committed"),
+])
+def test_bad_arguments_are_refused_naming_the_parameter(argv, named, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        reproduce.parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and named in err
+    if named == "--only":
+        assert "vae_standard" in err and "gan" in err  # the allowed values and the bad one
+    if named == "--profile":
+        assert "quick" in err and "full" in err
+
+
+def test_dry_run_prints_the_whole_plan_without_importing_dask():
+    script = ("import sys; from thesis_lib import reproduce; rc = reproduce.main(['--dry-run', '--workers', '2']); "
+              "print('DASK', [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]); sys.exit(rc)")
+    done = subprocess.run([PY, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "DASK []" in out and f"{len(experiments.EXPERIMENTS)} tasks, full profile" in out
+    lines = re.findall(r"^ *\d+  (\S+-seed\d+) ", out, flags=re.M)
+    assert lines == [f"{name}-seed0" for name in experiments.EXPERIMENTS]  # the registry is in dependency order
+    assert "total:" in out and "critical path" in out and "on 2 workers: about" in out
+
+
+def test_make_reproduce_dry_run_runs_the_command_with_dry_run():
+    done = subprocess.run(["make", "--no-print-directory", "reproduce", "--dry-run",
+                           "ARGS=--only vae_standard --workers 1"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "-m thesis_lib.reproduce --dry-run --only vae_standard" in done.stdout
+    assert "1 tasks, full profile" in done.stdout and "on 1 worker: about" in done.stdout
+
+
+# --- runs on a local cluster --------------------------------------------------------------------------------
+
+def test_a_quick_sweep_on_two_single_threaded_workers(tmp_path):
+    _need_mnist()
+    env = {k: v for k, v in os.environ.items() if k != "THESIS_NO_RESTART"}
+    done = subprocess.run([PY, "-m", "thesis_lib.reproduce", "--profile", "quick", "--only", "vae_standard",
+                           "linear_ae_2", "--workers", "2", "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 of 2 tasks done" in done.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["counts"] == {"done": 2, "failed": 0, "skipped": 0} and summary["workers"] == 2
+    for key in ("linear_ae_2-seed0", "vae_standard-seed0"):
+        rec = summary["tasks"][key]
+        assert rec["status"] == "done" and rec["trained"] and rec["checkpoint"] is None
+        assert rec["threads"] == 1 and rec["flush_denormal"] and rec["malloc_at_start"]  # tune_process, MALLOC_ENV
+        assert rec["final"]["train_loss"] > 0 and len(rec["weights_sha256"]) == 64
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "| linear_ae_2-seed0 | done |" in report and "| vae_standard-seed0 | done |" in report
+    assert f"- torch: {importlib.metadata.version('torch')}" in report
+    assert "numpy" in report and "thesis_lib" in report and "CPU model" in report
+    assert not list(tmp_path.glob("seed0/*.pt"))  # the quick profile saves no weights
+
+
+def _with_test_experiments(spec, *parents):
+    """The task function of the tests' runs: the test experiments exist in the worker too."""
+    experiments.EXPERIMENTS.update(TEST_EXPERIMENTS)
+    return tasks.run_task(spec, *parents)
+
+
+def _killed_once_after_epoch_2(spec, *parents):
+    """Like :func:`_with_test_experiments`, but ``tiny_killed``'s first attempt kills its worker process
+    right after saving epoch 2 (a marker file remembers that it happened)."""
+    experiments.EXPERIMENTS.update(TEST_EXPERIMENTS)
+    marker = Path(spec.checkpoint_dir).parent / "killed.pid"
+    if spec.name == "tiny_killed" and not marker.exists():
+        save = runs.save_checkpoint
+
+        def save_then_die(path, checkpoint):
+            out = save(path, checkpoint)
+            if checkpoint["epoch"] == 2:
+                marker.write_text(str(os.getpid()))
+                os._exit(1)
+            return out
+
+        runs.save_checkpoint = save_then_die
+    return tasks.run_task(spec, *parents)
+
+
+@pytest.fixture
+def test_experiments(monkeypatch):
+    """The test experiments in this process's registry; the task functions pickled by value for the workers."""
+    import cloudpickle
+
+    for name, exp in TEST_EXPERIMENTS.items():
+        monkeypatch.setitem(experiments.EXPERIMENTS, name, exp)
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def test_a_failing_task_is_reported_and_its_dependent_skipped(tmp_path, capsys, test_experiments):
+    _need_mnist()
+    argv = ["--profile", "quick", "--only", "broken_child", "linear_ae_2", "--workers", "2", "--out", str(tmp_path)]
+    environ = dict(os.environ)
+    assert reproduce.main(argv, task_fn=_with_test_experiments) == 1
+    assert dict(os.environ) == environ  # the nanny's pre-spawn settings do not leak into this process
+    err = capsys.readouterr().err
+    assert "FAILED: broken (seed 0): ValueError: x must have last dimension 10" in err
+    assert "SKIPPED: broken_child (seed 0) not run: it depends on broken-seed0" in err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    status = {key: rec["status"] for key, rec in summary["tasks"].items()}
+    assert status == {"broken-seed0": "failed", "broken_child-seed0": "skipped", "linear_ae_2-seed0": "done"}
+    failed = summary["tasks"]["broken-seed0"]
+    assert failed["error"].startswith("broken (seed 0): ValueError") and failed["wall_seconds"] > 0
+    assert "run_task" in failed["traceback"]
+    assert summary["tasks"]["linear_ae_2-seed0"]["final"]["test_loss"] > 0
+    assert "broken-seed0 | failed" in (tmp_path / "REPORT.md").read_text()
+
+
+def test_a_killed_worker_is_replaced_and_its_task_resumes_to_the_same_weights(tmp_path, test_experiments):
+    _need_mnist()
+    argv = ["--only", "tiny_killed", "tiny_ref", "--checkpoint-every", "1", "--workers", "2", "--out", str(tmp_path)]
+    assert reproduce.main(argv, task_fn=_killed_once_after_epoch_2) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    killed, ref = summary["tasks"]["tiny_killed-seed0"], summary["tasks"]["tiny_ref-seed0"]
+    assert killed["status"] == ref["status"] == "done"
+    dead = int((tmp_path / "killed.pid").read_text())
+    assert killed["pid"] != dead and killed["resumed_from_epoch"] == 2 and ref["resumed_from_epoch"] == 0
+    assert killed["weights_sha256"] == ref["weights_sha256"]
+    a, b = load_checkpoint(tmp_path / "seed0" / "tiny_killed.pt"), load_checkpoint(tmp_path / "seed0" / "tiny_ref.pt")
+    assert a["epoch"] == b["epoch"] == 4
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])  # bit-identical
+    for metric in ("train_loss", "test_loss"):  # the same trajectory, epoch by epoch
+        assert a["history"][metric] == b["history"][metric]
+
+
+def test_overwrite_committed_moves_the_new_checkpoints_onto_the_committed_ones(tmp_path, monkeypatch,
+                                                                                test_experiments):
+    _need_mnist()
+    if not (default_checkpoint_dir() / "linear_ae_2.pt").is_file():
+        pytest.skip("no committed checkpoint")
+    committed = tmp_path / "checkpoints"  # stands in for the repository's checkpoints/
+    committed.mkdir()
+    old = (default_checkpoint_dir() / "linear_ae_2.pt").read_bytes()  # a committed checkpoint of 100 epochs
+    (committed / "tiny_ref.pt").write_bytes(old)
+    monkeypatch.setattr(reproduce, "default_checkpoint_dir", lambda: committed)
+    argv = ["--only", "tiny_ref", "--workers", "1", "--out", str(committed)]
+    with pytest.raises(SystemExit):  # refused without the flag
+        reproduce.main(argv, task_fn=_with_test_experiments)
+    assert reproduce.main([*argv, "--overwrite-committed"], task_fn=_with_test_experiments) == 0
+    summary = json.loads((committed / "summary.json").read_text())
+    assert summary["tasks"]["tiny_ref-seed0"]["checkpoint"] == str(committed / "tiny_ref.pt")
+    assert load_checkpoint(committed / "tiny_ref.pt")["epoch"] == 4 and not (committed / "seed0").exists()

@@ -124,6 +124,9 @@ class TrainConfig:
     exclude_class: int = -1  # leave this label out of the training set (anomaly detection); -1 keeps all
     lr_decay: float = 1.0  # epoch e (from 1) uses lr * lr_decay ** (e - 1); 1.0 keeps the step size constant
     iw_samples: int = 1  # importance samples per example of the "iwae" loss (Burda et al. 2015); 1 otherwise
+    # Hold out the last n training images (after exclude_class and train_limit) as a validation split:
+    # training evaluates on it ("val_loss") and the test set is scored once, after the last epoch. 0: none.
+    validation: int = 0
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
@@ -135,6 +138,7 @@ class TrainConfig:
         check_nonnegative_int("seed", self.seed)
         check_nonnegative_int("train_limit", self.train_limit)
         check_positive_int("iw_samples", self.iw_samples)
+        check_nonnegative_int("validation", self.validation)
         if self.iw_samples != 1 and self.loss != "iwae":
             raise ValueError(
                 f"iw_samples must be 1 unless loss is 'iwae'; got {self.iw_samples} with loss {self.loss!r}"

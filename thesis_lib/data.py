@@ -288,6 +288,18 @@ def subset(x: torch.Tensor, y: torch.Tensor | None, *, exclude_class: int = -1, 
     return x, y
 
 
+def split_validation(x: torch.Tensor, y: torch.Tensor | None, n: int):
+    """Hold out the last ``n`` rows as a validation split: ``(x_fit, y_fit, x_val, y_val)``; ``n = 0``
+    holds out nothing (``x_val`` is None). The split is fixed (no shuffling), so a warm start and its
+    parent hold out the same images."""
+    check_nonnegative_int("n", n)
+    if n == 0:
+        return x, y, None, None
+    if n >= len(x):
+        raise ValueError(f"validation must leave training images: it holds out {n} of {len(x)}")
+    return x[:-n], None if y is None else y[:-n], x[-n:], None if y is None else y[-n:]
+
+
 def compose_canvas(
     x: torch.Tensor, y: torch.Tensor, n_digits: int = 2, seed: int = 0, count: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -53,7 +53,9 @@ class Experiment:
         """The training configuration of ``profile``; the seed is the chapter's."""
         if profile == "full":
             return self.full.replace(seed=seed)
-        return self.full.replace(epochs=self.quick_epochs, train_limit=QUICK_TRAIN_LIMIT, seed=seed)
+        held_out = min(self.full.validation, QUICK_TRAIN_LIMIT // 8)  # a validation split keeps its role
+        return self.full.replace(epochs=self.quick_epochs, train_limit=QUICK_TRAIN_LIMIT, seed=seed,
+                                 validation=held_out)
 
 
 def _ae(widths: list[int] | tuple[int, ...], **kw: Any) -> ModelSpec:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,9 @@ from thesis_lib.checkpoints import (
     save_checkpoint,
 )
 from thesis_lib.config import ModelSpec, TrainConfig
-from thesis_lib.data import subset
+from thesis_lib.data import split_validation, subset
 from thesis_lib.models import build_model
-from thesis_lib.training import History, fit, make_objective, make_optimizer, seed_everything
+from thesis_lib.training import History, evaluate, fit, make_objective, make_optimizer, seed_everything
 
 
 @dataclass
@@ -91,14 +92,24 @@ class _Saver:
     wall_before: float  # seconds of the epochs trained before a resume
     every: int
     include_optimizer: bool  # keep the optimiser state in the final checkpoint (to train it further)
+    final_test: Callable[[], float] | None = None  # with a validation split: the test loss, scored once at the end
     t0: float = field(default_factory=time.perf_counter)
+    test_loss: float | None = None
 
     def wall(self) -> float:
         return self.wall_before + time.perf_counter() - self.t0
 
     def __call__(self, epoch: int, history: History) -> None:
+        if epoch == self.config.epochs and self.final_test is not None:
+            self.test_loss = self.final_test()  # the final model's one look at the test set
         if self.path is not None and (epoch % self.every == 0 or epoch == self.config.epochs):
             save_checkpoint(self.path, self.checkpoint(epoch, history))
+
+    def provenance(self, history: History) -> dict[str, Any]:
+        record = provenance(self.device, self.wall(), history.metrics)
+        if self.test_loss is not None:
+            record["final"]["test_loss"] = self.test_loss
+        return record
 
     def checkpoint(self, epoch: int, history: History) -> dict[str, Any]:
         out = {
@@ -106,7 +117,7 @@ class _Saver:
             "model_spec": self.spec.to_dict(), "train_config": self.config.to_dict(),
             "history": history.to_dict(), "seed": self.config.seed, "rng_state": torch.get_rng_state(),
             "library_version": thesis_lib.__version__,
-            "provenance": provenance(self.device, self.wall(), history.metrics),
+            "provenance": self.provenance(history),
         }
         if self.init_from is not None:
             out["init_from"] = self.init_from
@@ -152,11 +163,17 @@ def train_or_load(
     elif init_weights is not None:
         model.load_state_dict(init_weights)
     x_train, y_train = subset(x_train, y_train, exclude_class=config.exclude_class, limit=config.train_limit)
+    x_train, y_train, x_val, y_val = split_validation(x_train, y_train, config.validation)
+    final_test = None
+    if config.validation and x_test is not None:
+        def final_test() -> float:
+            return evaluate(model, objective, x_test, y_test)
     saver = _Saver(path, spec, config, device, model, optimizer, scheduler, init_from, wall_before,
-                   checkpoint_every, include_optimizer)
+                   checkpoint_every, include_optimizer, final_test)
+    held_out = (x_val, y_val, "val_loss") if config.validation else (x_test, y_test, "test_loss")
     history = fit(
-        model, objective, optimizer, x_train, y_train, x_test, y_test, epochs=config.epochs,
+        model, objective, optimizer, x_train, y_train, held_out[0], held_out[1], epochs=config.epochs,
         batch_size=config.batch_size, seed=config.seed, start_epoch=start, history=history,
-        progress=progress, eval_every=eval_every, scheduler=scheduler, on_epoch_end=saver,
+        progress=progress, eval_every=eval_every, scheduler=scheduler, on_epoch_end=saver, held_out=held_out[2],
     )
-    return TrainResult(model.eval(), history, provenance(device, saver.wall(), history.metrics), trained=True)
+    return TrainResult(model.eval(), history, saver.provenance(history), trained=True)

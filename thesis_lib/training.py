@@ -125,13 +125,14 @@ def fit(
     x_train: Tensor, y_train: Tensor | None = None, x_test: Tensor | None = None, y_test: Tensor | None = None,
     *, epochs: int, batch_size: int, seed: int = 0, start_epoch: int = 0, history: History | None = None,
     progress: bool = True, eval_every: int = 1, scheduler: Any = None,
-    on_epoch_end: Callable[[int, History], None] | None = None,
+    on_epoch_end: Callable[[int, History], None] | None = None, held_out: str = "test_loss",
 ) -> History:
     r"""Train ``model`` by minibatch optimisation of the mean of ``objective``; return the history.
 
     Runs epochs ``start_epoch + 1 .. epochs`` and records per epoch ``train_loss`` (the mean objective
     over the epoch's batches, as the weights moved), ``seconds`` (the epoch's training steps) and, when
-    ``x_test`` is given, ``test_loss`` (every ``eval_every`` epochs and at the last; NaN between). A
+    ``x_test`` is given, its loss under the name ``held_out`` (``"test_loss"``, or ``"val_loss"`` when the
+    held-out images are a validation split; every ``eval_every`` epochs and at the last; NaN between). A
     ``scheduler`` (a ``torch.optim.lr_scheduler``) steps after every epoch. ``on_epoch_end(epoch,
     history)`` is the single hook (checkpointing); ``epoch`` counts from 1. The data must already be on
     the model's device.
@@ -158,7 +159,7 @@ def fit(
         record["seconds"] = time.perf_counter() - t0
         if x_test is not None:
             due = epoch % eval_every == 0 or epoch == epochs
-            record["test_loss"] = evaluate(model, objective, x_test, y_test) if due else math.nan
+            record[held_out] = evaluate(model, objective, x_test, y_test) if due else math.nan
         history.append(**record)
         if not math.isfinite(record["train_loss"]):
             raise FloatingPointError(f"training diverged at epoch {epoch}: train_loss = {record['train_loss']}")

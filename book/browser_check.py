@@ -5,8 +5,8 @@ Usage::
 
     python book/browser_check.py book/_build/html            # after python book/build.py
 
-For the intro, every chapter page (``chapters/*.html``, the errata included) and the benchmarks
-page it checks:
+For the intro, every chapter page (``chapters/*.html``, the errata included), the benchmarks page, the
+index of the thesis's items and the references it checks:
 
 * no request failed (Playwright's ``requestfailed`` event) and no response had status >= 400;
 * no request went to anything but a ``file:``/``data:``/``blob:`` URL (such requests are aborted);
@@ -107,13 +107,14 @@ async () => {
 
 
 def pages_to_check(site: Path) -> list[Path]:
-    """The intro, every chapter page (the errata are chapter 06) and the benchmarks page of site.
+    """The intro, every chapter page (the errata are chapter 06), the benchmarks page, the index of the
+    thesis's items and the references of ``site``.
 
     A page that the book must have but the site lacks is returned too, so that opening it fails.
     """
     pages = [site / "intro.html"]
     pages += sorted((site / "chapters").glob("*.html"))
-    pages += [site / "benchmarks.html"]
+    pages += [site / "benchmarks.html", site / "thesis_index.html", site / "references.html"]
     return pages
 
 

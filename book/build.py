@@ -16,7 +16,8 @@ Exit status: 0 success; 1 a chapter failed, a source is malformed, the site need
 What a build does
 -----------------
 1. Checks the command line and every chapter's source (see the conventions below) before it runs
-   anything.
+   anything; unless ``--no-render``, writes the index of the thesis ``book/thesis_index.md`` from the
+   sources (``book/thesis_index.py``), which fails if an item of the thesis has no home in a chapter.
 2. For each chapter ``notebooks/NN_slug.md``: converts it with jupytext, executes it with papermill
    (kernel ``python3`` of this virtual environment, installed with ``ipykernel install --sys-prefix``
    if missing; working directory = repository root) with the parameter ``profile`` (default ``full``)
@@ -71,6 +72,7 @@ from sources import (
     lint_proof_blocks,
     select_chapters,
 )
+from thesis_index import write_index
 from website import render, toc_chapter_files
 
 from thesis_lib.config import DEVICES, MALLOC_ENV
@@ -218,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
                 for p in lint_proof_blocks(s.read_text(encoding="utf-8"), s.name)]
     if problems:
         raise BuildError("malformed thesis blocks (see book/sources.py's docstring):\n  " + "\n  ".join(problems))
+    if not args.no_render:  # book/thesis_index.md comes from the sources: fails, naming an item without a home
+        write_index(notebooks_dir=args.notebooks_dir)
 
     execute_chapters(selected, parameters, output_dir, force=args.force)
     if not args.no_render:

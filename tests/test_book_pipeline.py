@@ -495,7 +495,8 @@ def test_browser_check_picks_the_pages_and_refuses_a_missing_site(tmp_path: Path
         (tmp_path / name).write_text("<html></html>")
     # benchmarks.html is missing: it is listed all the same, so that the check fails on it
     assert [p.relative_to(tmp_path).as_posix() for p in check.pages_to_check(tmp_path)] == [
-        "intro.html", "chapters/01_a.html", "chapters/02_b.html", "benchmarks.html"]
+        "intro.html", "chapters/01_a.html", "chapters/02_b.html", "benchmarks.html", "thesis_index.html",
+        "references.html"]
     assert check.main([str(tmp_path / "nowhere")]) == 2
     assert check.code_width_problems([]) == []
     problem, = check.code_width_problems([{"part": "input", "scrollWidth": 700, "clientWidth": 650,

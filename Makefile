@@ -13,10 +13,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export THESIS_DATA_DIR := $(DATA_DIR)
 
-.PHONY: setup data book chapter test lint lock unit nbval quick-chapters browser check-sources benchmark clean help reproduce
+.PHONY: setup data book chapter test lint lock unit nbval quick-chapters browser check-sources benchmark clean help reproduce pdf
 
 help:
 	@echo "make book       build the book (set-up, data, execute changed chapters, render HTML)"
+	@echo "make pdf        print the whole book to book/_build/pdf/book.pdf (after make book)"
 	@echo "make test       run every test (unit tests, nbval, quick-profile chapters, browser check)"
 	@echo "make chapter CH=04 [ARGS='-p retrain true']   re-execute one chapter"
 	@echo "make benchmark  time the training loop against a DataLoader reference"
@@ -72,6 +73,16 @@ lint: $(STAMP)
 	$(VENV)/bin/nbqa ruff notebooks --line-length=100
 	$(VENV)/bin/ruff check thesis_lib tests book benchmarks tools
 	$(PY) tools/lock.py check
+
+# The whole book as one PDF: Jupyter Book's single-page HTML printed by Chromium (book/pdf.py).
+# poppler-utils' pdftotext lets tests/test_pdf.py read the PDF back.
+PDFTOTEXT := /usr/bin/pdftotext
+
+$(PDFTOTEXT):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq poppler-utils >/dev/null
+
+pdf: book $(PDFTOTEXT)
+	$(PY) book/pdf.py
 
 browser: book
 	$(PY) book/browser_check.py book/_build/html

@@ -18,8 +18,27 @@ index of the thesis's items and the references it checks:
   no code block of a code cell, input or output, is wider than its box at the 1280 px wide
   viewport (``scrollWidth > clientWidth`` of its ``<pre>``), which would cut its lines off behind
   a scroll bar; the problem names the block and its first line that does not fit;
+* on chapter pages, each download link (``a.chapter-download``: the executed notebook and its
+  Jupytext source, which ``website.install_downloads`` copies to ``_downloads/chapters/``) is relative
+  and, clicked, delivers a file (``page.expect_download()``) that is the chapter's: JSON with its
+  cells for the ``.ipynb``, the Jupytext header for the ``.md``, not an HTML page;
+* at a 390 px wide viewport: the page does not scroll sideways (``document.documentElement.scrollWidth
+  <= window.innerWidth``; code blocks and wide tables scroll inside their own box); the problem names
+  the elements that stick out;
+* in dark mode (``color_scheme="dark"``, the theme in its auto mode, so ``data-theme="dark"``): every
+  image of a cell output or a figure sits on a light background (its own or its container's computed
+  ``background-color``, relative luminance > 0.8), so that the figures' axes stay legible;
 
-then saves a full-page screenshot to ``<site>/../screenshots/<page>.png``, prints one line per page
+and, once for the site:
+
+* Sphinx's search works offline: ``search.html?q=Adam`` lists a result linking to chapter 2
+  (``chapters/02_training.html``), with no failed request and no JavaScript error;
+* every internal link resolves (``link_problems``, in Python over the HTML files of the whole site):
+  each relative ``<a href>`` points to a file of the site and its ``#fragment`` to an ``id`` (or
+  ``<a name>``) of the target page;
+
+then saves a full-page screenshot to ``<site>/../screenshots/<page>.png`` (at 390 px in
+``screenshots/narrow/``, in dark mode in ``screenshots/dark/``), prints one line per page
 and exits 1 if any page failed (2 if the site or Chromium is missing).
 
 Chromium is Debian's (``apt-get install chromium``) at ``/usr/bin/chromium``, driven by Playwright
@@ -33,6 +52,7 @@ import argparse
 import os
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +190,322 @@ def check_page(context: Any, page_path: Path, screenshot: Path, timeout_ms: int,
     return problems, summary
 
 
+def download_problems(name: str, data: bytes, chapter: str) -> list[str]:
+    """What is wrong with the file ``name`` that a chapter page's download link delivered (``data``), if
+    anything: an ``.ipynb`` must be the chapter's notebook (JSON with cells, one of them markdown), an
+    ``.md`` its Jupytext source (a YAML header naming jupytext); neither may be an HTML page, and the
+    name must be the chapter's (``chapter`` is ``NN_slug``)."""
+    problems = []
+    if Path(name).stem != chapter:
+        problems.append(f"download {name!r} is not the chapter's ({chapter})")
+    text = data.decode("utf-8", errors="replace")
+    if text.lstrip()[:15].lower().startswith(("<!doctype html", "<html")):
+        return problems + [f"download {name!r} is an HTML page"]
+    if name.endswith(".ipynb"):
+        import json
+
+        try:
+            notebook = json.loads(text)
+        except ValueError as exc:
+            return problems + [f"download {name!r} is not JSON: {exc}"]
+        cells = notebook.get("cells") if isinstance(notebook, dict) else None
+        if not cells or not any(cell.get("cell_type") == "markdown" for cell in cells):
+            problems.append(f"download {name!r} is JSON without the notebook's cells")
+    elif name.endswith(".md"):
+        header = text.split("\n---", 1)[0] if text.startswith("---\n") else ""
+        if "jupytext" not in header:
+            problems.append(f"download {name!r} has no Jupytext header")
+    else:
+        problems.append(f"download {name!r} is neither .ipynb nor .md")
+    return problems
+
+
+def check_downloads(context: Any, page_path: Path, timeout_ms: int) -> tuple[list[str], str]:
+    """Click each download link (``a.chapter-download``) of a chapter page; check that the file arrives and
+    that it is the chapter's notebook or source (``download_problems``).
+
+    A link with the ``download`` attribute is a download where the browser honours it
+    (``page.expect_download()``: the saved file is read). Over ``file://`` Chromium does not (a file page
+    has an opaque origin): the link then opens the file itself, whose text (Chromium shows a JSON or
+    Markdown file as plain text) is read from the page, after checking that it is the linked file and
+    not an HTML page.
+    """
+    problems: list[str] = []
+    arrived: list[str] = []
+    hrefs: list[str] = []
+    try:
+        page = context.new_page()
+        page.goto(page_path.resolve().as_uri(), wait_until="load", timeout=timeout_ms)
+        hrefs = page.locator("a.chapter-download").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+        page.close()
+    except Exception as exc:  # navigation timeout, ...
+        return [f"downloads: {type(exc).__name__}: {exc}"], "downloads=0"
+    if sorted(Path(h).suffix for h in hrefs) != [".ipynb", ".md"]:
+        problems.append(f"download links {hrefs}, not one .ipynb and one .md")
+    for index, href in enumerate(hrefs):
+        if href.startswith(("/", "file:", "http:", "https:", "data:")):
+            problems.append(f"download link is not relative: {href[:80]}")
+        expected = (page_path.parent / href).resolve()
+        page = context.new_page()
+        try:
+            page.goto(page_path.resolve().as_uri(), wait_until="load", timeout=timeout_ms)
+            try:
+                with page.expect_download(timeout=5000) as info:
+                    page.locator("a.chapter-download").nth(index).click()
+                download = info.value
+                if download.failure():
+                    raise RuntimeError(f"download of {href} failed: {download.failure()}")
+                name, data, how = download.suggested_filename, Path(download.path()).read_bytes(), "saved"
+            except Exception as exc:
+                if "expect_download" not in str(exc) and "Timeout" not in type(exc).__name__:
+                    raise
+                page.wait_for_load_state("load", timeout=timeout_ms)  # no download: the link opened the file
+                if page.url != expected.as_uri():
+                    raise RuntimeError(f"{href} opened {page.url}, not {expected.as_uri()}") from None
+                kind = page.evaluate("document.contentType")
+                if kind == "text/html":
+                    raise RuntimeError(f"{href} opened an HTML page") from None
+                text = page.evaluate("(document.querySelector('body > pre') || document.body || "
+                                     "document.documentElement).textContent")
+                name, data, how = expected.name, text.encode("utf-8"), f"opened ({kind})"
+            found = download_problems(name, data, page_path.stem)
+            problems += found
+            if not found:
+                arrived.append(f"{Path(name).suffix[1:]} {how}")
+        except Exception as exc:  # navigation timeout, not the linked file, ...
+            problems.append(f"download {href}: {type(exc).__name__}: {exc}")
+        page.close()
+    return problems, f"downloads={len(arrived)}/{len(hrefs)} [{', '.join(arrived)}]"
+
+# --- Search, narrow screens, dark theme, internal links ------------------------------------------------
+
+NARROW_VIEWPORT = {"width": 390, "height": 844}
+SEARCH_TERM = "Adam"
+SEARCH_TARGET = "chapters/02_training.html"
+MIN_IMAGE_LUMINANCE = 0.8
+
+# Runs in a page at the narrow viewport: the page's own width against the window's, and the widest
+# elements that stick out of the window without a scrolling box around them (the culprits).
+_NARROW = r"""
+() => {
+  const W = window.innerWidth;
+  const culprits = [];
+  if (document.documentElement.scrollWidth > W) {
+    for (const el of document.querySelectorAll('.bd-main *')) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.right <= W + 0.5) continue;
+      let clipped = false;
+      for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+        if (getComputedStyle(a).overflowX !== 'visible') { clipped = true; break; }
+      }
+      if (clipped) continue;
+      if (el.parentElement && el.parentElement.getBoundingClientRect().right > W + 0.5) continue;
+      culprits.push(`<${el.tagName.toLowerCase()} class="${el.className}"> ends at ` +
+        `${Math.round(r.right)} px: ${el.textContent.trim().slice(0, 60)}`);
+    }
+  }
+  return {scrollWidth: document.documentElement.scrollWidth, innerWidth: W,
+          culprits: culprits.slice(0, 5)};
+}
+"""
+
+# Runs in a page in dark mode: the theme's mode, and for each image of a cell output or a figure
+# the first background colour that is not transparent, from the image up through its containers.
+_DARK_IMAGES = r"""
+async () => {
+  const images = Array.from(document.querySelectorAll('.cell_output img, figure img'));
+  await Promise.all(images.map(img => { img.loading = 'eager'; return img.decode().catch(() => null); }));
+  const backgrounds = images.map(img => {
+    for (let el = img; el; el = el.parentElement) {
+      const colour = getComputedStyle(el).backgroundColor;
+      const m = colour.match(/[\d.]+/g);
+      if (m && (m.length < 4 || parseFloat(m[3]) > 0)) {
+        return {src: img.getAttribute('src'), colour: colour, on: el.tagName.toLowerCase()};
+      }
+    }
+    return {src: img.getAttribute('src'), colour: 'transparent', on: 'none'};
+  });
+  return {theme: document.documentElement.dataset.theme, images: backgrounds};
+}
+"""
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG relative luminance (0 black, 1 white) of a CSS ``rgb(...)``/``rgba(...)`` colour."""
+    import re
+
+    parts = [float(x) for x in re.findall(r"[\d.]+", colour)[:3]]
+    if len(parts) < 3:
+        raise ValueError(f"not an rgb() colour: {colour!r}")
+
+    def linear(channel: float) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in parts)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def narrow_problems(seen: dict[str, Any]) -> list[str]:
+    """The problem, if any, of a page at the narrow viewport (the result of ``_NARROW``)."""
+    if seen["scrollWidth"] <= seen["innerWidth"]:
+        return []
+    culprits = "; ".join(seen["culprits"]) or "no single element found"
+    return [f"page scrolls sideways at {seen['innerWidth']} px (scrollWidth {seen['scrollWidth']} px): "
+            f"{culprits}"]
+
+
+def dark_image_problems(seen: dict[str, Any]) -> list[str]:
+    """The problems of a page in dark mode (the result of ``_DARK_IMAGES``): the theme must be dark and
+    every output image or figure must sit on a light background (luminance > ``MIN_IMAGE_LUMINANCE``)."""
+    if seen["theme"] != "dark":
+        return [f"dark mode: the theme is {seen['theme']!r}, not 'dark'"]
+    problems = []
+    for image in seen["images"]:
+        luminance = relative_luminance(image["colour"]) if image["colour"] != "transparent" else 0.0
+        if luminance <= MIN_IMAGE_LUMINANCE:
+            problems.append(f"dark mode: image {image['src']} sits on a dark background ({image['colour']} "
+                            f"on <{image['on']}>, luminance {luminance:.2f})")
+    return problems
+
+
+def check_narrow(context: Any, page_path: Path, screenshot: Path, timeout_ms: int) -> tuple[list[str], str]:
+    """Open a page in ``context`` (390 px wide): it must not scroll sideways (``narrow_problems``)."""
+    page = context.new_page()
+    try:
+        page.goto(page_path.resolve().as_uri(), wait_until="load", timeout=timeout_ms)
+        seen = page.evaluate(_NARROW)
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+    except Exception as exc:
+        page.close()
+        return [f"narrow ({NARROW_VIEWPORT['width']} px): could not load: {type(exc).__name__}: {exc}"], ""
+    page.close()
+    return narrow_problems(seen), f"width{NARROW_VIEWPORT['width']}={seen['scrollWidth']}"
+
+
+def check_dark(context: Any, page_path: Path, screenshot: Path, timeout_ms: int) -> tuple[list[str], str]:
+    """Open a page in ``context`` (``color_scheme="dark"``, the theme in auto mode): the theme is dark
+    and the output images sit on a light panel (``dark_image_problems``)."""
+    page = context.new_page()
+    try:
+        page.goto(page_path.resolve().as_uri(), wait_until="load", timeout=timeout_ms)
+        seen = page.evaluate(_DARK_IMAGES)
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+    except Exception as exc:
+        page.close()
+        return [f"dark mode: could not load: {type(exc).__name__}: {exc}"], ""
+    page.close()
+    problems = dark_image_problems(seen)
+    light = len(seen["images"]) - sum("dark background" in p for p in problems)
+    return problems, f"dark-images={light}/{len(seen['images'])}"
+
+
+def search_problems(hrefs: list[str], target: str = SEARCH_TARGET) -> list[str]:
+    """The problem, if any, of the result links ``hrefs`` of a search that must find ``target``."""
+    if not hrefs:
+        return ["search found nothing"]
+    if not any(href.split("#")[0].endswith("/" + target) or href.split("#")[0] == target for href in hrefs):
+        return [f"no search result links to {target} (results: {', '.join(hrefs[:8])})"]
+    return []
+
+
+def check_search(context: Any, site: Path, timeout_ms: int, term: str = SEARCH_TERM,
+                 target: str = SEARCH_TARGET) -> tuple[list[str], str]:
+    """Open ``search.html?q=<term>`` over ``file://`` and wait for Sphinx's search to finish; a result
+    must link to ``target``, and no request may fail and no JavaScript error be thrown meanwhile (the
+    result summaries, which Sphinx fetches, cannot load over ``file://``)."""
+    problems: list[str] = []
+    page = context.new_page()
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} ({r.failure})"))
+    page.on("pageerror", lambda e: problems.append(f"JavaScript error: {e}"))
+    hrefs: list[str] = []
+    try:
+        page.goto((site / "search.html").resolve().as_uri() + f"?q={term}", wait_until="load",
+                  timeout=timeout_ms)
+        page.wait_for_function(
+            "() => { const s = document.querySelector('#search-results p.search-summary');"
+            " return s && /found|did not match/.test(s.textContent); }", timeout=timeout_ms)
+        page.wait_for_timeout(300)  # the results are listed one by one, 5 ms apart
+        hrefs = page.eval_on_selector_all("#search-results ul.search li > a",
+                                          "els => els.map(e => e.getAttribute('href'))")
+    except Exception as exc:
+        problems.append(f"search did not finish: {type(exc).__name__}: {exc}")
+    page.close()
+    problems += search_problems(hrefs, target)
+    return problems, f"q={term} results={len(hrefs)}"
+
+
+class _LinkParser(HTMLParser):
+    """Collects the ``href`` of every ``<a>`` and every ``id`` (and ``<a name>``) of a page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if attributes.get("id"):
+            self.ids.add(attributes["id"] or "")
+        if tag == "a":
+            if attributes.get("name"):
+                self.ids.add(attributes["name"] or "")
+            if attributes.get("href") is not None:
+                self.hrefs.append(attributes["href"] or "")
+
+
+def links_and_ids(html: str) -> tuple[list[str], set[str]]:
+    """The ``href`` of every ``<a>`` of the page ``html`` and the ids (and ``<a name>``) it defines."""
+    parser = _LinkParser()
+    parser.feed(html)
+    parser.close()
+    return parser.hrefs, parser.ids
+
+
+def link_problems(site: Path) -> list[str]:
+    """Every relative ``<a href>`` of every HTML page of ``site`` must point to a file of the site, and its
+    ``#fragment``, if any, to an ``id`` (or ``<a name>``) of the target page. One message per broken link,
+    naming the page, the link and what is missing. Links with a scheme (``http:``, ``mailto:``, ...) are
+    not checked."""
+    from urllib.parse import unquote, urlsplit
+
+    site = site.resolve()
+    parsed: dict[Path, tuple[list[str], set[str]]] = {}
+
+    def parse(path: Path) -> tuple[list[str], set[str]]:
+        if path not in parsed:
+            parsed[path] = links_and_ids(path.read_text(encoding="utf-8", errors="replace"))
+        return parsed[path]
+
+    problems = []
+    for page in sorted(site.rglob("*.html")):
+        rel = page.relative_to(site).as_posix()
+        for href in dict.fromkeys(parse(page)[0]):
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc:
+                continue
+            path = unquote(parts.path)
+            if path.startswith("/"):
+                problems.append(f"{rel}: link {href!r} is absolute (leads out of the site over file://)")
+                continue
+            target = (page.parent / path).resolve() if path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.is_relative_to(site):
+                problems.append(f"{rel}: link {href!r} leads out of the site")
+                continue
+            if not target.is_file():
+                problems.append(f"{rel}: link {href!r}: no file {target.relative_to(site).as_posix()}")
+                continue
+            fragment = unquote(parts.fragment)
+            if fragment and target.suffix == ".html" and fragment not in parse(target)[1]:
+                problems.append(f"{rel}: link {href!r}: no id {fragment!r} in "
+                                f"{target.relative_to(site).as_posix()}")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="book/browser_check.py",
                                      description=__doc__.splitlines()[0])
@@ -202,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     pages = pages_to_check(site)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=flags)
-        context = browser.new_context(viewport=VIEWPORT, service_workers="block")
+        context = browser.new_context(viewport=VIEWPORT, service_workers="block", accept_downloads=True)
 
         def only_local(route: Any) -> None:
             if route.request.url.startswith(LOCAL_SCHEMES):
@@ -211,20 +547,48 @@ def main(argv: list[str] | None = None) -> int:
                 route.abort()  # recorded as a request to a non-file URL (and a failed request)
 
         context.route("**/*", only_local)
+        narrow = browser.new_context(viewport=NARROW_VIEWPORT, service_workers="block")
+        dark = browser.new_context(viewport=VIEWPORT, service_workers="block", color_scheme="dark")
+        narrow.route("**/*", only_local)
+        dark.route("**/*", only_local)
         for page_path in pages:
             rel = page_path.relative_to(site).as_posix()
             t0 = time.perf_counter()
             problems, summary = check_page(context, page_path, shots / f"{page_path.stem}.png",
                                            int(args.timeout * 1000),
                                            code_widths=page_path.parent.name == "chapters")
+            if page_path.parent.name == "chapters":
+                more, seen = check_downloads(context, page_path, int(args.timeout * 1000))
+                problems, summary = problems + more, f"{summary} {seen}"
+            more, seen = check_narrow(narrow, page_path, shots / "narrow" / f"{page_path.stem}.png",
+                                      int(args.timeout * 1000))
+            problems, summary = problems + more, f"{summary} {seen}"
+            more, seen = check_dark(dark, page_path, shots / "dark" / f"{page_path.stem}.png",
+                                    int(args.timeout * 1000))
+            problems, summary = problems + more, f"{summary} {seen}"
             status = "FAIL" if problems else "ok  "
             print(f"{status} {rel:45s} {summary} ({time.perf_counter() - t0:.1f} s)", flush=True)
             for problem in dict.fromkeys(problems):
                 print(f"       {problem}", flush=True)
             failed += bool(problems)
+        t0 = time.perf_counter()
+        problems, summary = check_search(context, site, int(args.timeout * 1000))
+        print(f"{'FAIL' if problems else 'ok  '} {'search.html?q=' + SEARCH_TERM:45s} {summary} "
+              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        for problem in dict.fromkeys(problems):
+            print(f"       search.html?q={SEARCH_TERM}: {problem}", flush=True)
+        site_failed = bool(problems)
         browser.close()
-    print(f"{len(pages) - failed} of {len(pages)} pages passed; screenshots in {shots}")
-    return 1 if failed or not pages else 0
+    t0 = time.perf_counter()
+    problems = link_problems(site)
+    print(f"{'FAIL' if problems else 'ok  '} {'internal links and anchors (all pages)':45s} "
+          f"broken={len(problems)} ({time.perf_counter() - t0:.1f} s)", flush=True)
+    for problem in problems:
+        print(f"       {problem}", flush=True)
+    site_failed += bool(problems)
+    print(f"{len(pages) - failed} of {len(pages)} pages passed, {2 - site_failed} of 2 site checks "
+          f"(search, links); screenshots in {shots}")
+    return 1 if failed or site_failed or not pages else 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sources import REPO_ROOT, BuildError
+from sources import NOTEBOOKS_DIR, REPO_ROOT, BuildError
 
 MATHJAX_DIR = "mathjax"  # <site>/mathjax/, NOT under _static/
 MATHJAX_ENTRY = "tex-chtml.js"  # the component _config.yml's mathjax_path names
@@ -91,7 +91,8 @@ def check_site_assets(site_dir: Path) -> list[str]:
 
 
 def render(book_dir: Path, *, fresh: bool) -> None:
-    """Render the book with Jupyter Book (warnings are errors), install MathJax and check the assets."""
+    """Render the book with Jupyter Book (warnings are errors), install MathJax, add each chapter's downloads
+    and check the assets."""
     jb = Path(sys.executable).parent / "jupyter-book"
     command = [str(jb) if jb.exists() else "jupyter-book", "build", str(book_dir), "--builder", "html",
                "-W", "-n", "--keep-going"] + (["--all"] if fresh else [])
@@ -101,6 +102,7 @@ def render(book_dir: Path, *, fresh: bool) -> None:
         raise BuildError(f"jupyter-book build failed (exit {done.returncode}):\n{tail}")
     site = Path(book_dir) / "_build" / "html"
     install_mathjax(site)
+    install_downloads(site, book_dir, NOTEBOOKS_DIR)
     problems = check_site_assets(site)
     if problems:
         raise BuildError("the site is not self-contained:\n  " + "\n  ".join(problems[:30]))
@@ -124,3 +126,64 @@ def toc_chapter_files(book_dir: Path) -> list[Path]:
 
     walk(toc)
     return [Path(book_dir) / f"{f}.ipynb" for f in files if f.startswith("chapters/")]
+
+
+# --- Downloads: every chapter page links to its executed notebook and its Jupytext source ---------------
+
+DOWNLOADS_DIR = "_downloads/chapters"  # <site>/_downloads/chapters/NN_slug.{ipynb,md}
+_DOWNLOADS_START, _DOWNLOADS_END = "<!-- chapter-downloads -->", "<!-- /chapter-downloads -->"
+
+
+def chapter_downloads(book_dir: Path, notebooks_dir: Path) -> list[tuple[str, list[Path]]]:
+    """For each chapter of the table of contents: its page (``chapters/NN_slug.html``, relative to the
+    site) and the files it offers, the executed notebook ``book/chapters/NN_slug.ipynb`` and its
+    Jupytext source ``notebooks/NN_slug.md``, those that exist."""
+    result = []
+    for notebook in toc_chapter_files(book_dir):
+        files = [notebook, Path(notebooks_dir) / f"{notebook.stem}.md"]
+        result.append((f"chapters/{notebook.stem}.html", [f for f in files if f.exists()]))
+    return result
+
+
+def download_block(page: str, files: list[Path]) -> str:
+    """The HTML note that links ``page`` (relative to the site) to ``files`` once they are copied to
+    ``<site>/_downloads/chapters/``: relative links with the ``download`` attribute."""
+    up = "../" * page.count("/")
+    labels = {".ipynb": "executed notebook", ".md": "Jupytext source (MyST Markdown)"}
+    items = "".join(
+        f'<li><a class="chapter-download reference download" href="{up}{DOWNLOADS_DIR}/{f.name}" '
+        f'download="{f.name}"><code>{f.name}</code></a> — {labels.get(f.suffix, f.suffix)}</li>'
+        for f in files)
+    return (f'{_DOWNLOADS_START}<div class="admonition note chapter-downloads">'
+            f'<p class="admonition-title">Download this chapter</p><ul>{items}</ul></div>{_DOWNLOADS_END}')
+
+
+def inject_download_block(page_html: str, block: str) -> str:
+    """``page_html`` with ``block`` after the first heading of its article (after the ``<article>`` tag
+    if it has none), replacing the block that an earlier render injected."""
+    page_html = re.sub(re.escape(_DOWNLOADS_START) + ".*?" + re.escape(_DOWNLOADS_END), "", page_html,
+                       flags=re.S)
+    article = re.search(r'<article class="bd-article"[^>]*>', page_html)
+    if article is None:
+        raise BuildError("no <article class=\"bd-article\"> in the page: where do the downloads go?")
+    heading = re.compile(r"</h1>").search(page_html, article.end())
+    at = heading.end() if heading else article.end()
+    return page_html[:at] + block + page_html[at:]
+
+
+def install_downloads(site_dir: Path, book_dir: Path, notebooks_dir: Path) -> list[Path]:
+    """Copy each chapter's notebook and source to ``<site>/_downloads/chapters/`` and link them from its
+    page; return the files copied."""
+    site_dir, copied = Path(site_dir), []
+    target = site_dir / DOWNLOADS_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for page, files in chapter_downloads(book_dir, notebooks_dir):
+        page_path = site_dir / page
+        if not page_path.exists():
+            raise BuildError(f"{page} was not rendered")
+        for f in files:
+            shutil.copy2(f, target / f.name)
+            copied.append(target / f.name)
+        text = page_path.read_text(encoding="utf-8")
+        page_path.write_text(inject_download_block(text, download_block(page, files)), encoding="utf-8")
+    return copied

@@ -369,34 +369,37 @@ def dark_image_problems(seen: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_narrow(context: Any, page_path: Path, screenshot: Path, timeout_ms: int) -> tuple[list[str], str]:
-    """Open a page in ``context`` (390 px wide): it must not scroll sideways (``narrow_problems``)."""
+def _evaluate_and_shoot(context: Any, page_path: Path, script: str, screenshot: Path,
+                        timeout_ms: int) -> tuple[Any, str]:
+    """Open ``page_path`` in ``context``, run ``script`` in it and save a full-page screenshot; return
+    the script's result and an error message ("" when all went well)."""
     page = context.new_page()
     try:
         page.goto(page_path.resolve().as_uri(), wait_until="load", timeout=timeout_ms)
-        seen = page.evaluate(_NARROW)
+        seen = page.evaluate(script)
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=True)
-    except Exception as exc:
+        return seen, ""
+    except Exception as exc:  # navigation timeout, crash, ...
+        return None, f"{type(exc).__name__}: {exc}"
+    finally:
         page.close()
-        return [f"narrow ({NARROW_VIEWPORT['width']} px): could not load: {type(exc).__name__}: {exc}"], ""
-    page.close()
+
+
+def check_narrow(context: Any, page_path: Path, screenshot: Path, timeout_ms: int) -> tuple[list[str], str]:
+    """Open a page in ``context`` (390 px wide): it must not scroll sideways (``narrow_problems``)."""
+    seen, error = _evaluate_and_shoot(context, page_path, _NARROW, screenshot, timeout_ms)
+    if error:
+        return [f"narrow ({NARROW_VIEWPORT['width']} px): could not load: {error}"], ""
     return narrow_problems(seen), f"width{NARROW_VIEWPORT['width']}={seen['scrollWidth']}"
 
 
 def check_dark(context: Any, page_path: Path, screenshot: Path, timeout_ms: int) -> tuple[list[str], str]:
     """Open a page in ``context`` (``color_scheme="dark"``, the theme in auto mode): the theme is dark
     and the output images sit on a light panel (``dark_image_problems``)."""
-    page = context.new_page()
-    try:
-        page.goto(page_path.resolve().as_uri(), wait_until="load", timeout=timeout_ms)
-        seen = page.evaluate(_DARK_IMAGES)
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(screenshot), full_page=True)
-    except Exception as exc:
-        page.close()
-        return [f"dark mode: could not load: {type(exc).__name__}: {exc}"], ""
-    page.close()
+    seen, error = _evaluate_and_shoot(context, page_path, _DARK_IMAGES, screenshot, timeout_ms)
+    if error:
+        return [f"dark mode: could not load: {error}"], ""
     problems = dark_image_problems(seen)
     light = len(seen["images"]) - sum("dark background" in p for p in problems)
     return problems, f"dark-images={light}/{len(seen['images'])}"

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sources import BOOK_DIR, REPO_ROOT, BuildError  # noqa: E402
-from website import check_site_assets, install_mathjax  # noqa: E402
+from website import check_site_assets, install_mathjax, jupyter_book  # noqa: E402
 
 SINGLEHTML_DIR = BOOK_DIR / "_build" / "singlehtml"
 PDF_PATH = BOOK_DIR / "_build" / "pdf" / "book.pdf"
@@ -65,14 +64,7 @@ _FOOTER = ('<div style="font-size:8px;width:100%;text-align:center;color:#666">'
 
 def build_singlehtml(book_dir: Path = BOOK_DIR) -> Path:
     """Render the book as one HTML page (warnings are errors), serve MathJax beside it; return the page."""
-    jb = Path(sys.executable).parent / "jupyter-book"
-    command = [str(jb) if jb.exists() else "jupyter-book", "build", str(book_dir), "--builder", "singlehtml",
-               "-W", "-n", "--keep-going"]
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-40:])
-        raise BuildError(f"jupyter-book build --builder singlehtml failed (exit {done.returncode}):\n{tail}")
-    site = Path(book_dir) / "_build" / "singlehtml"
+    site = jupyter_book(book_dir, "singlehtml")
     install_mathjax(site)
     # The one page still names the HTML site's index and search (a <link rel="index|search"> and the
     # search's searchindex.js), which the single page has not: nothing that the print needs.

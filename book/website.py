@@ -90,17 +90,22 @@ def check_site_assets(site_dir: Path) -> list[str]:
     return problems
 
 
-def render(book_dir: Path, *, fresh: bool) -> None:
-    """Render the book with Jupyter Book (warnings are errors), install MathJax, add each chapter's downloads
-    and check the assets."""
+def jupyter_book(book_dir: Path, builder: str, *, fresh: bool = False) -> Path:
+    """Run ``jupyter-book build`` with ``builder`` (warnings are errors); return its output folder."""
     jb = Path(sys.executable).parent / "jupyter-book"
-    command = [str(jb) if jb.exists() else "jupyter-book", "build", str(book_dir), "--builder", "html",
+    command = [str(jb) if jb.exists() else "jupyter-book", "build", str(book_dir), "--builder", builder,
                "-W", "-n", "--keep-going"] + (["--all"] if fresh else [])
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-40:])
-        raise BuildError(f"jupyter-book build failed (exit {done.returncode}):\n{tail}")
-    site = Path(book_dir) / "_build" / "html"
+        raise BuildError(f"jupyter-book build --builder {builder} failed (exit {done.returncode}):\n{tail}")
+    return Path(book_dir) / "_build" / builder
+
+
+def render(book_dir: Path, *, fresh: bool) -> None:
+    """Render the book with Jupyter Book (warnings are errors), install MathJax, add each chapter's downloads
+    and check the assets."""
+    site = jupyter_book(book_dir, "html", fresh=fresh)
     install_mathjax(site)
     install_downloads(site, book_dir, NOTEBOOKS_DIR)
     problems = check_site_assets(site)
@@ -108,11 +113,12 @@ def render(book_dir: Path, *, fresh: bool) -> None:
         raise BuildError("the site is not self-contained:\n  " + "\n  ".join(problems[:30]))
 
 
-def toc_chapter_files(book_dir: Path) -> list[Path]:
+def toc_files(book_dir: Path) -> list[str]:
+    """Every page of ``book_dir/_toc.yml`` (the root first), as the toc names them: ``chapters/01_x``."""
     import yaml
 
     toc = yaml.safe_load((Path(book_dir) / "_toc.yml").read_text(encoding="utf-8"))
-    files: list[str] = []
+    files: list[str] = [toc["root"]] if isinstance(toc.get("root"), str) else []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
@@ -124,8 +130,13 @@ def toc_chapter_files(book_dir: Path) -> list[Path]:
             for value in node:
                 walk(value)
 
-    walk(toc)
-    return [Path(book_dir) / f"{f}.ipynb" for f in files if f.startswith("chapters/")]
+    walk(toc.get("parts", toc.get("chapters", [])))
+    return files
+
+
+def toc_chapter_files(book_dir: Path) -> list[Path]:
+    """The executed notebooks that the toc lists: ``book_dir/chapters/NN_slug.ipynb``."""
+    return [Path(book_dir) / f"{f}.ipynb" for f in toc_files(book_dir) if f.startswith("chapters/")]
 
 
 # --- Downloads: every chapter page links to its executed notebook and its Jupytext source ---------------

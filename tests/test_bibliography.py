@@ -22,6 +22,7 @@ that ``book/_toc.yml`` lists (``book/<file>.md``).
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 BIB = BOOK / "references.bib"
 NOTEBOOKS = ROOT / "notebooks"
+sys.path.insert(0, str(BOOK))  # book/'s modules: website reads the table of contents
+import website  # noqa: E402
 
 # A citation role: {cite}, {cite:t}, {cite:p}, {cite:ts}, {cite:author}, ..., and footnote citations.
 ROLE = re.compile(r"\{(?:cite|footcite)(?::[a-z]+)?\}`([^`]*)`")
@@ -64,20 +67,7 @@ REQUIRED_FIELDS = {
 
 def book_sources() -> list[Path]:
     """The chapters' sources and every other page listed in book/_toc.yml, in the order of the toc."""
-    toc = yaml.safe_load((BOOK / "_toc.yml").read_text(encoding="utf-8"))
-    files: list[str] = [toc["root"]]
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("file"), str):
-                files.append(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(toc.get("parts", toc.get("chapters", [])))
+    files = website.toc_files(BOOK)
     paths = []
     for name in files:
         if name.startswith("chapters/"):

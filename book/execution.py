@@ -20,8 +20,9 @@ from typing import Any
 
 from sources import DEFAULT_OUTPUT_DIR, FAILED_DIR, REPO_ROOT, BuildError, read_source, set_cell_ids
 
+from thesis_lib.files import READS_LOG_ENV  # torch-free, like thesis_lib.config
+
 KERNEL_NAME = "python3"
-READS_LOG_ENV = "THESIS_READS_LOG"  # as thesis_lib.files.READS_LOG_ENV (this script does not import torch)
 VERSIONED = ("torch", "thesis_lib")  # packages whose installed version is an input of every chapter
 
 

@@ -39,6 +39,16 @@ def test_warm_starts_name_an_earlier_experiment_of_the_same_architecture():
     for exp in warm:
         parent = experiments.get(exp.init_from)
         assert parent.spec == exp.spec and names.index(parent.name) < names.index(exp.name)
+        for field in ("validation", "exclude_class", "train_limit"):  # the images it fits are its parent's
+            assert getattr(parent.full, field) == getattr(exp.full, field), (exp.name, field)
+
+
+def test_runs_whose_recipe_was_chosen_by_results_hold_out_a_validation_split():
+    burda = [n for n, e in experiments.EXPERIMENTS.items() if e.spec == experiments.get("vae_nll").spec]
+    assert sorted(burda) == ["iwae_nll_long", "vae_nll", "vae_nll_decay", "vae_nll_long"]
+    for name in burda:
+        assert experiments.get(name).full.validation == 10_000
+        assert 0 < experiments.get(name).config("quick").validation < experiments.QUICK_TRAIN_LIMIT
 
 
 def test_warm_start_in_the_full_profile_and_from_scratch_in_the_quick_one(tmp_path, monkeypatch):
@@ -47,8 +57,8 @@ def test_warm_start_in_the_full_profile_and_from_scratch_in_the_quick_one(tmp_pa
     seen = []
     real = runs.train_or_load
     monkeypatch.setattr(experiments, "train_or_load", lambda *a, **kw: seen.append(kw["init"]) or real(*a, **kw))
-    x = torch.rand(8, 784)
-    tensors = {"x_train": x, "y_train": torch.zeros(8, dtype=torch.long), "x_test": x, "y_test": torch.zeros(8)}
+    x = torch.rand(300, 784)  # the quick profile holds out 256 of them for validation
+    tensors = {"x_train": x, "y_train": torch.zeros(300, dtype=torch.long), "x_test": x[:8], "y_test": torch.zeros(8)}
     quick = ChapterConfig.from_parameters(chapter="05", profile="quick", checkpoint_dir=tmp_path)
     experiments.run("vae_nll_long", quick, tensors=tensors)
     full = ChapterConfig.from_parameters(chapter="05", checkpoint_dir=tmp_path)

@@ -66,3 +66,14 @@ def test_bad_validation_sizes_are_refused():
         data.split_validation(torch.zeros(8, 2), None, 8)
     x, y, xv, yv = data.split_validation(torch.arange(10.0), torch.arange(10), 0)
     assert len(x) == 10 and xv is None and yv is None
+
+
+def test_a_warm_start_from_weights_fitted_on_other_images_is_refused(tmp_path):
+    x, x_test = _x(256, 1), _x(64, 2)
+    parent = tmp_path / "parent.pt"
+    train_or_load(SPEC, TrainConfig(epochs=1, batch_size=32, lr=1e-2), x, x_test, path=parent, progress=False)
+    with pytest.raises(runs.CheckpointMismatchError, match="another split of the training set.*holds out"):
+        train_or_load(SPEC, TrainConfig(epochs=1, batch_size=32, lr=1e-2, validation=64), x, x_test,
+                      init=parent, progress=False)
+    same = train_or_load(SPEC, TrainConfig(epochs=1, batch_size=32, lr=1e-2), x, x_test, init=parent, progress=False)
+    assert same.trained

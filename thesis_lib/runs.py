@@ -77,6 +77,20 @@ def _existing(path: Path | None, retrain: bool, spec: ModelSpec, config: TrainCo
     return ckpt
 
 
+SPLIT_FIELDS = ("validation", "exclude_class", "train_limit")  # which training images a run fits
+
+
+def _check_same_split(init_from: dict[str, Any], config: TrainConfig) -> None:
+    """A warm start fits the images its parent fitted: else the parent saw images the child holds out."""
+    parent = {k: init_from["train_config"].get(k, getattr(TrainConfig(), k)) for k in SPLIT_FIELDS}
+    child = {k: getattr(config, k) for k in SPLIT_FIELDS}
+    if parent != child:
+        raise CheckpointMismatchError(
+            f"init {init_from['file']} was trained on another split of the training set ({parent}) than the one "
+            f"asked for ({child}): its weights have seen images that this run holds out"
+        )
+
+
 @dataclass
 class _Saver:
     """The hook that saves a run as it trains: every ``every`` epochs and at the last one."""
@@ -144,6 +158,8 @@ def train_or_load(
     path = None if path is None else Path(path)
     objective = make_objective(config.loss, config.beta, config.binarize, config.iw_samples)
     init_from, init_weights = parent_record(init, spec) if init is not None else (None, None)
+    if init_from is not None:
+        _check_same_split(init_from, config)
     ckpt = _existing(path, retrain, spec, config, device, init_from)
     seed_everything(config.seed)
     model = build_model(spec).to(device)

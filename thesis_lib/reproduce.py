@@ -172,7 +172,9 @@ def execute(plan: Sequence[tasks.Task], client: Any, task_fn: TaskFn | None = No
     from tqdm import tqdm
 
     task_fn, level, futures = task_fn or tasks.run_task, tasks.bottom_levels(plan), {}
-    for task in plan:
+    # longest remaining path first: the first tasks submitted start at once, before the scheduler has seen
+    # the priorities of the rest (a parent's level exceeds its child's, so this order keeps parents first)
+    for task in sorted(plan, key=lambda t: -level[t.key]):
         futures[task.key] = client.submit(task_fn, task.spec, *(futures[p] for p in task.parents), key=task.key,
                                           pure=False, retries=retries, priority=int(level[task.key]))
     estimate = {t.key: t.estimate for t in plan}

@@ -81,22 +81,6 @@ def test_quick_run_saves_nothing_and_full_run_saves(tmp_path):
     assert experiments.checkpoint_path(experiments.get("linear_ae_2"), quick) is None
 
 
-def test_cached_metric_recomputes_only_for_a_new_checkpoint(tmp_path):
-    cfg = ChapterConfig.from_parameters(chapter="04", checkpoint_dir=tmp_path)
-    calls = []
-    ckpt = tmp_path / "ae_thesis.pt"
-    ckpt.write_bytes(b"weights v1")
-    f = lambda: calls.append(1) or 42.5  # noqa: E731
-    assert experiments.cached_metric(cfg, "ae_thesis", "nll", f) == 42.5
-    assert experiments.cached_metric(cfg, "ae_thesis", "nll", f) == 42.5
-    assert len(calls) == 1
-    stored = json.loads((tmp_path / "ae_thesis.metrics.json").read_text())
-    assert stored["values"] == {"nll": 42.5}
-    ckpt.write_bytes(b"weights v2")  # retrained
-    experiments.cached_metric(cfg, "ae_thesis", "nll", f)
-    assert len(calls) == 2
-
-
 def test_compose_canvas_places_digits_side_by_side():
     x = torch.rand(10, 784)
     y = torch.arange(10)
@@ -166,20 +150,3 @@ def test_provenance_table_lists_every_experiment(tmp_path):
     assert "| 1 |" in row and "cpu" in row
     assert "| ae_thesis | (not trained)" in table
     del cfg
-
-
-def test_nll_on_test_set_quick_profile_and_cli_refuses_non_vaes(tmp_path, capsys):
-    x = (torch.rand(400, 784, generator=torch.Generator().manual_seed(0)) > 0.5).float()
-    tensors = {"x_train": x, "y_train": torch.zeros(400, dtype=torch.long), "x_test": x, "y_test": torch.zeros(400)}
-    quick = ChapterConfig.from_parameters(chapter="05", profile="quick", checkpoint_dir=tmp_path)
-    out = experiments.nll_on_test_set("vae_standard", quick, tensors=tensors)
-    assert out["k"] == 50 and out["images"] == 300 and 0 < out["stderr"] < out["mean"]
-    # the importance-sampled estimate lies below the same (deterministically retrained) model's -ELBO
-    from thesis_lib import metrics
-
-    model = experiments.run("vae_standard", quick, tensors=tensors).model
-    nelbo = metrics.anomaly_scores(model, x[:300], 10, torch.Generator().manual_seed(1)).mean().item()
-    assert out["mean"] < nelbo
-    with pytest.raises(SystemExit):
-        experiments._main(["nll", "ae_thesis"])
-    assert "nll needs VAE experiments" in capsys.readouterr().err

@@ -253,6 +253,19 @@ def test_dataset_nll_is_importance_sampled_nll_in_batches():
     assert dataset_nll(model, x, k=200, generator=_gen(18)).mean() < anomaly_scores(model, x, 200, _gen(19)).mean()
 
 
+
+def test_dataset_nll_curve_is_the_curve_in_batches():
+    from thesis_lib.metrics import dataset_nll_curve
+    from thesis_lib.vae import importance_sampled_nll_curve
+
+    model = _model(seed=5, input_dim=8, hidden=(6,), latent_dim=2)
+    x = (torch.rand(11, 8, generator=_gen(15), dtype=torch.float64) > 0.5).double()
+    g, ks = _gen(20), (1, 5, 30)
+    want = torch.cat([importance_sampled_nll_curve(model, xb, ks, chunk=7, generator=g) for xb in x.split(4)], dim=1)
+    got = dataset_nll_curve(model, x, ks, batch_size=4, chunk=7, generator=_gen(20))
+    assert got.shape == (3, 11)
+    torch.testing.assert_close(got, want)
+
 def test_latent_activity_is_the_variance_of_the_encoder_mean_and_finds_a_dead_unit():
     torch.manual_seed(0)
     model = VAE(input_dim=12, hidden=(8,), latent_dim=4)
@@ -267,3 +280,20 @@ def test_latent_activity_is_the_variance_of_the_encoder_mean_and_finds_a_dead_un
         latent_activity(model, x[:1])
     with pytest.raises(ValueError, match="model must be a thesis_lib.vae.VAE"):
         latent_activity(torch.nn.Linear(2, 2), x)
+
+
+def test_paired_difference_against_scipy_paired_t_test():
+    import scipy.stats
+
+    from thesis_lib.metrics import paired_difference
+
+    g = _gen(30)
+    shared = torch.randn(500, generator=g, dtype=torch.float64) * 20  # the images' own spread
+    a = shared + torch.randn(500, generator=g, dtype=torch.float64)
+    b = shared + 0.3 + torch.randn(500, generator=g, dtype=torch.float64)
+    mean, se = paired_difference(a, b)
+    t = scipy.stats.ttest_rel(a.numpy(), b.numpy()).statistic
+    assert mean == pytest.approx((a - b).mean().item()) and mean / se == pytest.approx(t)
+    assert se < (a.std() / 500**0.5).item() / 10  # far below the unpaired error
+    with pytest.raises(ValueError, match="a and b must score the same images"):
+        paired_difference(a, b[:10])

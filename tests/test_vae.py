@@ -435,3 +435,45 @@ def test_committed_checkpoints_load_strictly_and_compute_the_same(name):
     want = _by_hand(ckpt["model"], x, params.get("activation", "relu"))
     for got, ref in zip((mu, logvar, logits), want):
         torch.testing.assert_close(got, ref, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- convergence in k
+def test_nll_curve_rows_are_prefixes_of_one_set_of_samples_against_scipy(monkeypatch):
+    """Each row of the curve is -log-mean-exp of the first ks[j] log-weights (scipy's logsumexp on
+    planted weights), whatever the chunk size; its last row with ks = (k,) is importance_sampled_nll."""
+    import scipy.special
+
+    import thesis_lib.vae as vae_module
+
+    model = _model(input_dim=8, hidden=(6,), latent_dim=3)
+    x = (torch.rand(4, 8, generator=_gen(40), dtype=torch.float64) > 0.5).double()
+    planted = torch.randn(60, 4, generator=_gen(41), dtype=torch.float64) * 3.0
+    ks = (1, 7, 20, 60)
+    for chunk in (1, 8, 60):
+        drawn = []
+
+        def log_weights(model, x, mu, logvar, k, generator, drawn=drawn):
+            start = sum(drawn)
+            drawn.append(k)
+            return planted[start:start + k]
+
+        monkeypatch.setattr(vae_module, "_log_weights", log_weights)
+        got = vae_module.importance_sampled_nll_curve(model, x, ks, chunk=chunk)
+        want = torch.stack([torch.from_numpy(math.log(k) - scipy.special.logsumexp(planted[:k].numpy(), axis=0))
+                            for k in ks])
+        torch.testing.assert_close(got, want)
+        assert sum(drawn) == 60 and max(drawn) <= chunk  # the largest k's samples, no more
+    monkeypatch.undo()
+    torch.testing.assert_close(vae_module.importance_sampled_nll_curve(model, x, (30,), chunk=7, generator=_gen(42))[0],
+                               importance_sampled_nll(model, x, k=30, chunk=7, generator=_gen(42)))
+
+
+def test_nll_curve_refuses_ks_that_do_not_increase():
+    from thesis_lib.vae import importance_sampled_nll_curve
+
+    model, x = _model(input_dim=8, hidden=(6,), latent_dim=3), torch.zeros(2, 8, dtype=torch.float64)
+    for ks in ((), (10, 5), (3, 3)):
+        with pytest.raises(ValueError, match="ks must be a non-empty, strictly increasing sequence"):
+            importance_sampled_nll_curve(model, x, ks)
+    with pytest.raises(ValueError, match="ks must be a positive integer"):
+        importance_sampled_nll_curve(model, x, (0, 5))

@@ -15,27 +15,25 @@ Regenerate checkpoints (by default each process takes the CPUs no other process 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from thesis_lib import data, metrics
+from thesis_lib import data
 from thesis_lib.autoencoders import THESIS_WIDTHS
-from thesis_lib.checkpoints import file_sha256, load_checkpoint
+from thesis_lib.checkpoints import load_checkpoint
 from thesis_lib.config import ChapterConfig, ModelSpec, TrainConfig
-from thesis_lib.files import atomic_write_text, record_read
 from thesis_lib.paths import default_checkpoint_dir
 from thesis_lib.process import resolve_device, restart_with_malloc_settings, tune_process
 from thesis_lib.runs import TrainResult, train_or_load
 
 QUICK_TRAIN_LIMIT = 2048  # images the quick profile trains on
 QUICK_TEST_LIMIT = 1000  # images the quick profile evaluates on
+TEST_BINARIZATION_SEED = 0  # the binary test images of the runs on binarised MNIST, whatever their seed
 
 
 @dataclass(frozen=True)
@@ -178,8 +176,8 @@ def load_data(exp: Experiment, cfg: ChapterConfig) -> dict[str, torch.Tensor]:
     if exp.data == "mnist_canvas":
         x, y = data.compose_canvas(x, y, n_digits=2, seed=cfg.seed)
         xt, yt = data.compose_canvas(xt, yt, n_digits=2, seed=cfg.seed + 1)
-    if exp.full.binarize:  # a fixed binarisation of the test set; training resamples every batch
-        xt = data.binarize(xt, seed=cfg.seed)
+    if exp.full.binarize:  # one binarisation of the test set for every seed; training resamples every batch
+        xt = data.binarize(xt, seed=TEST_BINARIZATION_SEED)
     return {"x_train": x.to(device), "y_train": y.to(device), "x_test": xt.to(device), "y_test": yt.to(device)}
 
 
@@ -207,51 +205,6 @@ def run(name: str, cfg: ChapterConfig, progress: bool = False,
         device=resolve_device(cfg.device), progress=progress, include_optimizer=False,
         eval_every=max(1, exp.config(cfg.profile).epochs // 100), init=init, checkpoint_every=checkpoint_every,
     )
-
-
-def cached_metric(cfg: ChapterConfig, name: str, key: str, compute: Callable[[], Any]) -> Any:
-    """A costly evaluation of experiment ``name``'s checkpoint, computed once and kept beside it.
-
-    The value is stored in ``checkpoint_dir/<name>.metrics.json`` under ``key``, together with the
-    SHA-256 of the checkpoint it came from; a retrained checkpoint invalidates it. In the quick profile
-    (no checkpoint) it is always computed. The value must be JSON-serialisable.
-    """
-    path = checkpoint_path(get(name), cfg)
-    if path is None or not path.is_file():
-        return compute()
-    digest = file_sha256(path)
-    store = path.with_suffix(".metrics.json")
-    record_read(path)
-    record_read(store)
-    cache = json.loads(store.read_text()) if store.is_file() else {}
-    if cache.get("checkpoint_sha256") != digest:
-        cache = {"checkpoint_sha256": digest, "values": {}}
-    if key not in cache["values"]:
-        cache["values"][key] = compute()
-        atomic_write_text(store, json.dumps(cache, indent=1, sort_keys=True) + "\n")
-    return cache["values"][key]
-
-
-def nll_on_test_set(name: str, cfg: ChapterConfig, tensors: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
-    """Experiment ``name``'s test negative log-likelihood by importance sampling, in nats.
-
-    ``k = 5000`` samples for each of the 10,000 test images in the full profile (about ten minutes
-    for Burda et al.'s network on one CPU thread; kept beside the checkpoint by :func:`cached_metric`),
-    ``k = 50`` on 300 images in the quick one. The images are the test set binarised once with the
-    chapter's seed (:func:`load_data`), the noise comes from a generator seeded with ``seed + 10``.
-    Returns ``{"mean", "stderr", "k", "images"}``.
-    """
-    exp = get(name)
-    t = tensors if tensors is not None else load_data(exp, cfg)
-    k, n = cfg.pick(quick=50, full=5000), cfg.pick(quick=300, full=len(t["x_test"]))
-
-    def compute() -> dict[str, Any]:
-        model = run(name, cfg, tensors=t).model
-        g = torch.Generator(device=resolve_device(cfg.device)).manual_seed(cfg.seed + 10)
-        v = metrics.dataset_nll(model, t["x_test"][:n], k=k, generator=g)
-        return {"mean": v.mean().item(), "stderr": (v.std() / len(v) ** 0.5).item(), "k": k, "images": len(v)}
-
-    return cached_metric(cfg, name, f"test_nll_k{k}_n{n}_seed{cfg.seed}", compute)
 
 
 def provenance_table(checkpoint_dir: Path | None = None) -> str:
@@ -282,8 +235,6 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
     sub.add_parser("table", help="a Markdown table of the committed checkpoints' provenance (for the README)")
-    nl = sub.add_parser("nll", help="compute (and cache beside the checkpoint) the test NLL of VAE experiments")
-    nl.add_argument("names", nargs="+")
     tr = sub.add_parser("train")
     tr.add_argument("names", nargs="*")
     tr.add_argument("--chapter", choices=("04", "05"))
@@ -316,14 +267,6 @@ def _main(argv: list[str] | None = None) -> int:
             print(f"{e.name:18s} ch{e.chapter}  {e.full.epochs:5d} epochs  {e.about}")
     elif args.command == "table":
         print(provenance_table())
-    elif args.command == "nll":
-        for n in args.names:
-            if get(n).spec.kind != "vae":
-                parser.error(f"nll needs VAE experiments; {n} is a {get(n).spec.kind}")
-        tune_process()  # this command is an entry point: it sets up its own process
-        for n in args.names:
-            cfg = ChapterConfig.from_parameters(chapter=get(n).chapter)
-            print(f"{time.strftime('%H:%M:%S')} {n}: test NLL {nll_on_test_set(n, cfg)}", flush=True)
     else:
         names = args.names or [e.name for e in EXPERIMENTS.values() if args.chapter in (None, e.chapter)]
         for n in names:

@@ -15,13 +15,14 @@ it; the literature behind this module is Kingma & Welling (2014) for the ELBO an
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from thesis_lib.divergences import gaussian_kl
 from thesis_lib.networks import eval_mode
-from thesis_lib.vae import check_vae, importance_sampled_nll
+from thesis_lib.vae import check_vae, importance_sampled_nll_curve
 from thesis_lib.validation import check_positive_float, check_positive_int, check_tensor
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -147,14 +148,8 @@ def anomaly_scores(
 
 
 @torch.no_grad()
-def dataset_nll(
-    model: nn.Module,
-    x: Tensor,
-    k: int = 5000,
-    batch_size: int = 500,
-    chunk: int = 100,
-    generator: torch.Generator | None = None,
-) -> Tensor:
+def dataset_nll(model: nn.Module, x: Tensor, k: int = 5000, batch_size: int = 500, chunk: int = 100,
+                generator: torch.Generator | None = None) -> Tensor:
     r"""Importance-sampled $-\log p(x)$ with ``k`` samples for every image of a (large) set, ``(N,)`` nats.
 
     :func:`thesis_lib.vae.importance_sampled_nll` (Burda et al. 2016, Section 3) on ``batch_size``
@@ -162,12 +157,32 @@ def dataset_nll(
     ``batch_size * chunk * input_dim`` decoder outputs are held at once. The batches draw from
     ``generator`` in order, so the result depends on ``batch_size`` (not on its distribution).
     """
+    return dataset_nll_curve(model, x, (k,), batch_size, chunk, generator)[0]
+
+
+def dataset_nll_curve(model: nn.Module, x: Tensor, ks: Sequence[int], batch_size: int = 500, chunk: int = 100,
+                      generator: torch.Generator | None = None) -> Tensor:
+    """:func:`dataset_nll` for several sample sizes at once, ``(len(ks), N)`` nats: row ``j`` is the
+    estimate from the first ``ks[j]`` of the same samples
+    (:func:`thesis_lib.vae.importance_sampled_nll_curve`), at the cost of ``max(ks)`` samples."""
     check_vae(model)
     batch_size = check_positive_int("batch_size", batch_size)
     _check_images(x)
     with eval_mode(model):
-        out = [importance_sampled_nll(model, xb, k=k, chunk=chunk, generator=generator) for xb in x.split(batch_size)]
-    return torch.cat(out)
+        out = [importance_sampled_nll_curve(model, xb, ks, chunk=chunk, generator=generator)
+               for xb in x.split(batch_size)]
+    return torch.cat(out, dim=1)
+
+
+def paired_difference(a: Tensor, b: Tensor) -> tuple[float, float]:
+    r"""Mean and standard error $\operatorname{sd}(a_i - b_i)/\sqrt n$ of ``a - b`` for two models scored on the
+    same images: ``(mean, stderr)``. The images' own spread, shared by both models, cancels."""
+    check_tensor("a", a, ndim=1, real=True)
+    check_tensor("b", b, ndim=1, real=True)
+    if a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"a and b must score the same images (at least 2); got {len(a)} and {len(b)}")
+    d = (a.double() - b.double()).cpu()
+    return d.mean().item(), (d.std() / math.sqrt(len(d))).item()
 
 
 # --------------------------------------------------------------------------- exact 2-d evidence

@@ -294,18 +294,36 @@ def importance_sampled_nll(
     expectation is the negative ELBO; it decreases in expectation towards $-\log p(x)$ as ``k``
     grows (a consistent, slightly upward-biased estimate). Runs without gradient tracking.
     """
+    return importance_sampled_nll_curve(model, x, (check_positive_int("k", k),), chunk, generator)[0]
+
+
+@torch.no_grad()
+def importance_sampled_nll_curve(
+    model: VAE, x: Tensor, ks: Sequence[int], chunk: int = 500, generator: torch.Generator | None = None,
+) -> Tensor:
+    r""":func:`importance_sampled_nll` for several sample sizes at the price of the largest: ``(len(ks), B)``.
+
+    Row ``j`` uses the first ``ks[j]`` of the same ``max(ks)`` samples (``ks`` increasing), so the rows
+    show how one estimate converges as $k$ grows. The samples are drawn in chunks of at most ``chunk``
+    that end at every ``ks[j]``; with ``ks = (k,)`` this is :func:`importance_sampled_nll` itself.
+    """
     check_vae(model)
-    check_positive_int("k", k)
+    ks = [check_positive_int("ks", k) for k in ks]
+    if not ks or any(a >= b for a, b in zip(ks, ks[1:])):
+        raise ValueError(f"ks must be a non-empty, strictly increasing sequence of positive integers; got {ks}")
     check_positive_int("chunk", chunk)
     mu, logvar = model.encode(x)  # (B, L) each
     chunk_lse: list[Tensor] = []
+    rows: list[Tensor] = []
     done = 0
-    while done < k:
-        c = min(chunk, k - done)
-        chunk_lse.append(torch.logsumexp(_log_weights(model, x, mu, logvar, c, generator), dim=0))  # (B,)
-        done += c
-    # Burda et al. (2015), Section 3: -log((1/k) sum_i w_i)
-    return -(torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(k))
+    for k in ks:
+        while done < k:
+            c = min(chunk, k - done)
+            chunk_lse.append(torch.logsumexp(_log_weights(model, x, mu, logvar, c, generator), dim=0))  # (B,)
+            done += c
+        # Burda et al. (2015), Section 3: -log((1/k) sum_i w_i)
+        rows.append(-(torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(k)))
+    return torch.stack(rows)
 
 
 def _log_weights(

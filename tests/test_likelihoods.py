@@ -1,0 +1,76 @@
+"""Likelihoods of the trained VAEs (thesis_lib.likelihoods): the images of each split, the cache beside the
+checkpoint, the estimates' shape, and the command line's refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from thesis_lib import data, experiments, likelihoods, metrics
+from thesis_lib.config import ChapterConfig
+
+
+def _tensors(n_train: int = 2400, n_test: int = 400) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x, xt = torch.rand(n_train, 784, generator=g), torch.rand(n_test, 784, generator=g)
+    return {"x_train": x, "y_train": torch.arange(n_train) % 10, "x_test": (xt > 0.5).float(),
+            "y_test": torch.arange(n_test) % 10}
+
+
+def test_cached_metric_recomputes_only_for_a_new_checkpoint(tmp_path):
+    cfg = ChapterConfig.from_parameters(chapter="04", checkpoint_dir=tmp_path)
+    calls = []
+    ckpt = tmp_path / "ae_thesis.pt"
+    ckpt.write_bytes(b"weights v1")
+    f = lambda: calls.append(1) or 42.5  # noqa: E731
+    assert likelihoods.cached_metric(cfg, "ae_thesis", "nll", f) == 42.5
+    assert likelihoods.cached_metric(cfg, "ae_thesis", "nll", f) == 42.5
+    assert len(calls) == 1
+    stored = json.loads((tmp_path / "ae_thesis.metrics.json").read_text())
+    assert stored["values"] == {"nll": 42.5}
+    ckpt.write_bytes(b"weights v2")  # retrained
+    likelihoods.cached_metric(cfg, "ae_thesis", "nll", f)
+    assert len(calls) == 2
+
+
+def test_the_splits_are_the_held_out_the_fitted_and_the_test_images():
+    t = _tensors()
+    quick = ChapterConfig.from_parameters(chapter="05", profile="quick")
+    config = experiments.get("vae_nll").config("quick")  # 2048 images, the last 256 held out
+    val = likelihoods.split_images("vae_nll", quick, "validation", t)
+    train = likelihoods.split_images("vae_nll", quick, "train", t)
+    assert torch.equal(val, data.binarize(t["x_train"][2048 - config.validation:2048][:300], seed=1))
+    assert torch.equal(train, data.binarize(t["x_train"][:300], seed=2))
+    assert torch.equal(likelihoods.split_images("vae_nll", quick, "test", t), t["x_test"][:300])
+    full = ChapterConfig.from_parameters(chapter="05")
+    assert len(likelihoods.split_images("vae_nll", full, "validation", _tensors(12_000))) == 10_000
+    with pytest.raises(ValueError, match="split must be 'test' or 'train' for vae_standard"):
+        likelihoods.split_images("vae_standard", quick, "validation", t)
+    with pytest.raises(ValueError, match="split must be one of"):
+        likelihoods.split_images("vae_nll", quick, "training", t)
+
+
+def test_nll_estimate_quick_profile_is_a_curve_in_k_below_the_elbo():
+    t = _tensors()
+    quick = ChapterConfig.from_parameters(chapter="05", profile="quick")
+    out = likelihoods.nll_estimate("vae_standard", quick, "test", tensors=t)
+    assert out["ks"] == [1, 10, 50] and out["images"] == 300 and len(out["per_image"]) == 300
+    assert out["mean"][0] > out["mean"][1] > out["mean"][2]  # tighter with every k
+    assert out["mean"][-1] == pytest.approx(sum(out["per_image"]) / 300, abs=1e-3)
+    assert all(0 < se < m for se, m in zip(out["stderr"], out["mean"]))
+    model = experiments.run("vae_standard", quick, tensors=t).model  # deterministically retrained
+    nelbo = metrics.anomaly_scores(model, t["x_test"][:300], 10, torch.Generator().manual_seed(1)).mean().item()
+    assert out["mean"][-1] < nelbo
+    with pytest.raises(ValueError, match="name must be a VAE experiment; ae_thesis is a fc_autoencoder"):
+        likelihoods.nll_estimate("ae_thesis", quick, "test", tensors=t)
+
+
+def test_cli_refuses_non_vaes_and_unknown_splits(capsys):
+    with pytest.raises(SystemExit):
+        likelihoods._main(["ae_thesis"])
+    assert "names must be VAE experiments; ae_thesis is not one" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        likelihoods._main(["vae_nll", "--split", "training"])
+    assert "invalid choice: 'training'" in capsys.readouterr().err

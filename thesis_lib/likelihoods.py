@@ -1,0 +1,143 @@
+"""Importance-sampled likelihoods of the trained VAE experiments, on the test, validation or training images,
+computed once and kept beside the checkpoint they came from.
+
+Chapter 5 compares Burda et al.'s network trained four ways. Its recipe was chosen by looking at results,
+so the choices are made on the validation split (the last 10,000 training images, which those runs never
+fit) and the test set is scored once per final model; the training images show how far the test
+likelihood lies from what the model reaches on the images it fitted. Every estimate is the curve
+:func:`thesis_lib.metrics.dataset_nll_curve`: the estimates for ``k = 1, 10, ..., k_max`` samples drawn
+from one set of ``k_max``, so that the convergence in ``k`` costs nothing extra. The per-image values of the
+largest ``k`` are kept too, for paired comparisons of two models on the same images
+(:func:`thesis_lib.metrics.paired_difference`).
+
+    python -m thesis_lib.likelihoods vae_nll_long iwae_nll_long --split test train   # cached, full profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from thesis_lib import data, experiments, metrics
+from thesis_lib.checkpoints import file_sha256
+from thesis_lib.config import ChapterConfig
+from thesis_lib.files import atomic_write_text, record_read
+from thesis_lib.process import resolve_device, restart_with_malloc_settings, tune_process
+from thesis_lib.validation import check_choice
+
+SPLITS = ("test", "validation", "train")
+FULL_KS = {"test": (1, 10, 100, 1000, 5000), "validation": (1, 10, 100, 1000), "train": (1, 10, 100, 1000, 5000)}
+QUICK_KS = (1, 10, 50)
+TRAIN_IMAGES = 10_000  # the first training images a model fitted, for the train-set likelihood
+QUICK_IMAGES = 300
+NOISE_OFFSET = {"test": 10, "validation": 13, "train": 14}  # sampling noise: a generator seeded seed + offset
+BINARIZE_SEED = {"validation": 1, "train": 2}  # fixed binary images whatever the training seed (test: load_data)
+
+
+def cached_metric(cfg: ChapterConfig, name: str, key: str, compute: Callable[[], Any]) -> Any:
+    """A costly evaluation of experiment ``name``'s checkpoint, computed once and kept beside it.
+
+    The value is stored in ``checkpoint_dir/<name>.metrics.json`` under ``key``, together with the
+    SHA-256 of the checkpoint it came from; a retrained checkpoint invalidates it. In the quick profile
+    (no checkpoint) it is always computed. The value must be JSON-serialisable.
+    """
+    path = experiments.checkpoint_path(experiments.get(name), cfg)
+    if path is None or not path.is_file():
+        return compute()
+    digest = file_sha256(path)
+    store = path.with_suffix(".metrics.json")
+    record_read(path)
+    record_read(store)
+    cache = json.loads(store.read_text()) if store.is_file() else {}
+    if cache.get("checkpoint_sha256") != digest:
+        cache = {"checkpoint_sha256": digest, "values": {}}
+    if key not in cache["values"]:
+        cache["values"][key] = compute()
+        atomic_write_text(store, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+    return cache["values"][key]
+
+
+def split_images(name: str, cfg: ChapterConfig, split: str, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The binary images of ``split`` for experiment ``name`` under the chapter's profile.
+
+    ``test``: the test set as :func:`thesis_lib.experiments.load_data` binarised it (seed 0).
+    ``validation``: the images the run held out of its training set, binarised once (seed 1).
+    ``train``: the first :data:`TRAIN_IMAGES` images it fitted, binarised once (seed 2).
+    The binary images are the same for every training seed, so that runs of several seeds are scored
+    on the same images.
+    The quick profile takes the first :data:`QUICK_IMAGES` of each.
+    """
+    check_choice("split", split, SPLITS)
+    exp = experiments.get(name)
+    limit = QUICK_IMAGES if cfg.quick else None
+    if split == "test":
+        return tensors["x_test"][:limit]
+    config = exp.config(cfg.profile, cfg.seed)
+    if split == "validation" and not config.validation:
+        raise ValueError(f"split must be 'test' or 'train' for {name}: it holds out no validation images")
+    x, y = data.subset(tensors["x_train"], tensors["y_train"], exclude_class=config.exclude_class,
+                       limit=config.train_limit)
+    x_fit, _, x_val, _ = data.split_validation(x, y, config.validation)
+    chosen = x_val if split == "validation" else x_fit[:TRAIN_IMAGES]
+    return data.binarize(chosen[:limit], seed=BINARIZE_SEED[split])
+
+
+def nll_estimate(name: str, cfg: ChapterConfig, split: str = "test",
+                 tensors: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Experiment ``name``'s importance-sampled negative log-likelihood on ``split``, in nats, cached.
+
+    Full profile: ``k`` up to 5,000 on the 10,000 test or training images (about ten minutes for Burda
+    et al.'s network on one CPU thread), up to 1,000 on the validation images; quick profile: up to 50
+    on 300 images. Returns ``{"ks", "mean", "stderr", "images", "per_image"}``: the mean and standard
+    error of the estimate for each ``k`` and the per-image estimates of the largest (rounded to 0.001).
+    """
+    check_choice("split", split, SPLITS)
+    exp = experiments.get(name)
+    if exp.spec.kind != "vae":
+        raise ValueError(f"name must be a VAE experiment; {name} is a {exp.spec.kind}")
+    t = tensors if tensors is not None else experiments.load_data(exp, cfg)
+    x = split_images(name, cfg, split, t)
+    ks = QUICK_KS if cfg.quick else FULL_KS[split]
+
+    def compute() -> dict[str, Any]:
+        model = experiments.run(name, cfg, tensors=t).model
+        g = torch.Generator(device=resolve_device(cfg.device)).manual_seed(cfg.seed + NOISE_OFFSET[split])
+        v = metrics.dataset_nll_curve(model, x, ks, generator=g).double().cpu()  # (len(ks), N)
+        return {"ks": list(ks), "mean": v.mean(dim=1).tolist(), "stderr": (v.std(dim=1) / len(x) ** 0.5).tolist(),
+                "images": len(x), "per_image": [round(u, 3) for u in v[-1].tolist()]}
+
+    return cached_metric(cfg, name, f"nll_{split}_k{ks[-1]}_n{len(x)}_seed{cfg.seed}", compute)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m thesis_lib.likelihoods", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="+", help="VAE experiments")
+    parser.add_argument("--split", nargs="+", choices=SPLITS, default=["test"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-dir", default=None, help="default: the committed checkpoints")
+    args = parser.parse_args(argv)
+    for n in args.names:
+        if n not in experiments.EXPERIMENTS or experiments.get(n).spec.kind != "vae":
+            parser.error(f"names must be VAE experiments; {n} is not one")
+    tune_process()  # this command is an entry point: it sets up its own process
+    for n in args.names:
+        cfg = ChapterConfig.from_parameters(chapter=experiments.get(n).chapter, seed=args.seed,
+                                            checkpoint_dir=args.checkpoint_dir)
+        tensors = experiments.load_data(experiments.get(n), cfg)
+        for split in args.split:
+            t0 = time.time()
+            est = nll_estimate(n, cfg, split, tensors)
+            print(f"{time.strftime('%H:%M:%S')} {n} {split}: -log p(x) {est['mean'][-1]:.2f} ± {est['stderr'][-1]:.2f} "
+                  f"(k = {est['ks'][-1]}, {est['images']} images, {time.time() - t0:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    restart_with_malloc_settings(["-m", "thesis_lib.likelihoods", *sys.argv[1:]])
+    raise SystemExit(_main())

@@ -56,7 +56,6 @@ def test_record_read_writes_only_when_asked(tmp_path, monkeypatch):
 
 
 def test_loading_a_checkpoint_and_a_cached_metric_are_recorded(tmp_path, monkeypatch):
-    import torch
 
     from thesis_lib import likelihoods
     from thesis_lib.checkpoints import load_checkpoint

@@ -149,8 +149,9 @@ def test_make_reproduce_dry_run_runs_the_command_with_dry_run():
                            "ARGS=--only vae_standard --workers 1"], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "-m thesis_lib.reproduce --dry-run --only vae_standard" in done.stdout
+    assert '-m thesis_lib.reproduce --out "reproduction/runs" --dry-run --only vae_standard' in done.stdout
     assert "1 tasks, full profile" in done.stdout and "on 1 worker: about" in done.stdout
+    assert 'book/reproduction.py --runs "reproduction/runs"' in done.stdout  # printed, not run
 
 
 # --- runs on a local cluster --------------------------------------------------------------------------------

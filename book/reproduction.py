@@ -11,7 +11,8 @@ assert cells, each the tolerance the book states for a claim; a chapter that fai
 that check. Then every number the book's regression tests compare (the outputs of the cells tagged
 ``nbval-check-output``) and every result glued into the prose is set beside the committed book's
 (``book/chapters``, seed 0 of the full profile). The comparison goes to ``DIR/CHAPTERS.md`` and replaces
-the chapters section of ``DIR/REPORT.md``.
+the chapters section of ``DIR/REPORT.md``; ``DIR/seeds.json`` keeps every glued result by seed, with the
+SHA-256 of the weights of each experiment and seed, for the chapters' tables over seeds.
 """
 
 from __future__ import annotations
@@ -167,6 +168,28 @@ def report(results: Mapping[tuple[int, str], Any], chapters: Mapping[str, Path],
     return "\n".join(lines).rstrip() + "\n"
 
 
+def seed_results(results: Mapping[tuple[int, str], Any], summary: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``DIR/seeds.json`` holds: every glued result of every chapter run that passed its checks, by
+    name and seed, and the SHA-256 of the weights each result came from (experiment -> seed -> digest)."""
+    import nbformat
+
+    values: dict[str, dict[str, float | str]] = {}
+    for (seed, _), result in sorted(results.items()):
+        if isinstance(result, Path):
+            for key, text in glued(nbformat.read(result, as_version=4)).items():
+                try:
+                    value: float | str = float(text)
+                except ValueError:
+                    value = text.strip("'\"")
+                values.setdefault(key, {})[str(seed)] = value
+    weights: dict[str, dict[str, str]] = {}
+    for rec in summary["tasks"].values():
+        if rec.get("weights_sha256"):
+            weights.setdefault(rec["name"], {})[str(rec["seed"])] = rec["weights_sha256"]
+    return {"profile": summary["profile"], "seeds": sorted({str(s) for s, _ in results}), "results": values,
+            "weights_sha256": weights}
+
+
 def replace_section(report_text: str, section: str) -> str:
     """``REPORT.md`` with its chapters section (from :data:`SECTION` to the end) replaced by ``section``."""
     head = report_text.split(SECTION, 1)[0].rstrip()
@@ -187,6 +210,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     results = execute(args.runs, summary, chapters)
     section = report(results, chapters, summary["profile"])
     atomic_write_text(args.runs / "CHAPTERS.md", section)
+    atomic_write_text(args.runs / "seeds.json", json.dumps(seed_results(results, summary), indent=1) + "\n")
     report_path = args.runs / "REPORT.md"
     atomic_write_text(report_path, replace_section(report_path.read_text() if report_path.is_file() else "", section))
     failed = [k for k, v in results.items() if not isinstance(v, Path)]

@@ -74,3 +74,15 @@ def test_cli_refuses_non_vaes_and_unknown_splits(capsys):
     with pytest.raises(SystemExit):
         likelihoods._main(["vae_nll", "--split", "training"])
     assert "invalid choice: 'training'" in capsys.readouterr().err
+
+
+def test_the_pytorch_examples_runs_are_read_and_recorded(tmp_path, monkeypatch):
+    from thesis_lib.files import READS_LOG_ENV
+
+    log, runs = tmp_path / "reads.txt", tmp_path / "r.json"
+    monkeypatch.setenv(READS_LOG_ENV, str(log))
+    with pytest.raises(FileNotFoundError, match="run benchmarks/pytorch_examples_vae.py first"):
+        likelihoods.pytorch_examples_runs(runs)
+    runs.write_text(json.dumps({"runs": [{"seed": 1, "epochs": [{"epoch": 1, "test_loss": 105.0}]}]}))
+    assert likelihoods.pytorch_examples_runs(runs)["runs"][0]["seed"] == 1
+    assert log.read_text().splitlines() == [str(runs.resolve())]

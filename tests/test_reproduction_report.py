@@ -3,7 +3,6 @@ results, committed beside reproduced; failed checks named) and its refusals."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -80,3 +79,15 @@ def test_a_folder_without_a_summary_is_refused(tmp_path, capsys):
         reproduction.main(["--runs", str(tmp_path)])
     assert f"--runs must be a folder that python -m thesis_lib.reproduce wrote; no {tmp_path / 'summary.json'}" \
         in capsys.readouterr().err
+
+
+def test_seed_results_keep_each_glued_value_by_seed_with_the_weights_it_came_from(tmp_path):
+    nbformat.write(_nb("0.0123", "0.91", "0.0123"), tmp_path / "s0.ipynb")
+    nbformat.write(_nb("0.0125", "0.91", "0.0125"), tmp_path / "s1.ipynb")
+    results = {(0, "04"): tmp_path / "s0.ipynb", (1, "04"): tmp_path / "s1.ipynb", (2, "04"): "failed"}
+    summary = {"profile": "full", "tasks": {"a-seed0": {"name": "a", "seed": 0, "weights_sha256": "ab"},
+                                            "a-seed1": {"name": "a", "seed": 1, "weights_sha256": "cd"},
+                                            "a-seed2": {"name": "a", "seed": 2, "status": "failed"}}}
+    out = reproduction.seed_results(results, summary)
+    assert out["results"] == {"ch4_mse": {"0": 0.0123, "1": 0.0125}}  # seed 2 failed a check: no values
+    assert out["weights_sha256"] == {"a": {"0": "ab", "1": "cd"}} and out["seeds"] == ["0", "1", "2"]

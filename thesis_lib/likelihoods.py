@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ from thesis_lib import data, experiments, metrics
 from thesis_lib.checkpoints import file_sha256
 from thesis_lib.config import ChapterConfig
 from thesis_lib.files import atomic_write_text, record_read
+from thesis_lib.paths import REPO_ROOT
 from thesis_lib.process import resolve_device, restart_with_malloc_settings, tune_process
 from thesis_lib.validation import check_choice
 
@@ -113,6 +115,17 @@ def nll_estimate(name: str, cfg: ChapterConfig, split: str = "test",
                 "images": len(x), "per_image": [round(u, 3) for u in v[-1].tolist()]}
 
     return cached_metric(cfg, name, f"nll_{split}_k{ks[-1]}_n{len(x)}_seed{cfg.seed}", compute)
+
+
+def pytorch_examples_runs(path: Path | None = None) -> dict[str, Any]:
+    """The runs of the pytorch/examples VAE recipe that ``benchmarks/pytorch_examples_vae.py`` made: its
+    JSON (per seed, every epoch's train and test loss per image), recorded as read by the chapter."""
+    path = REPO_ROOT / "benchmarks" / "pytorch_examples_vae.json" if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no runs of the pytorch/examples recipe at {path}: run "
+                                "benchmarks/pytorch_examples_vae.py first")
+    record_read(path)
+    return json.loads(path.read_text())
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

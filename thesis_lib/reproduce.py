@@ -165,45 +165,61 @@ TaskFn = Callable[..., dict[str, Any]]  # tasks.run_task, or a test's wrapper of
 
 def execute(plan: Sequence[tasks.Task], client: Any, task_fn: TaskFn | None = None, retries: int = 1,
             progress: bool = True) -> dict[str, dict[str, Any]]:
-    """Submit ``plan`` to ``client`` (dependencies as futures), wait with a progress bar, return each
-    task's record by key: done, failed (with its error) or skipped (a task it depends on failed).
-    ``task_fn`` (default :func:`thesis_lib.tasks.run_task`) is what each task calls on its worker."""
+    """Run ``plan`` on ``client`` with a progress bar; return each task's record by key: done, failed
+    (with its error) or skipped (a task it depends on failed). ``task_fn`` (default
+    :func:`thesis_lib.tasks.run_task`) is what each task calls on its worker.
+
+    A task is submitted only once every task it depends on has finished, with their results as plain
+    values, so that the scheduler places it on whichever worker is free. (Submitted earlier, with its
+    parent's future as an argument, a warm start was queued on its parent's worker behind a long task
+    while the other worker sat idle.) Ready tasks go longest remaining path first.
+    """
     from dask.distributed import as_completed
     from tqdm import tqdm
 
-    task_fn, level, futures = task_fn or tasks.run_task, tasks.bottom_levels(plan), {}
-    # longest remaining path first: the first tasks submitted start at once, before the scheduler has seen
-    # the priorities of the rest (a parent's level exceeds its child's, so this order keeps parents first)
-    for task in sorted(plan, key=lambda t: -level[t.key]):
-        futures[task.key] = client.submit(task_fn, task.spec, *(futures[p] for p in task.parents), key=task.key,
-                                          pure=False, retries=retries, priority=int(level[task.key]))
-    estimate = {t.key: t.estimate for t in plan}
+    task_fn, level = task_fn or tasks.run_task, tasks.bottom_levels(plan)
+    results: dict[str, dict[str, Any]] = {}
+    futures: dict[str, Any] = {}
     errors: dict[str, BaseException] = {}
+
+    def submit(ready: Sequence[tasks.Task]) -> list[Any]:
+        for task in ready:
+            futures[task.key] = client.submit(task_fn, task.spec, *(results[p] for p in task.parents),
+                                              key=task.key, pure=False, retries=retries,
+                                              priority=int(level[task.key]))
+        return [futures[t.key] for t in ready]
+
+    estimate = {t.key: t.estimate for t in plan}
     bar_format = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s of estimated work [{elapsed}<{remaining}" \
                  "{postfix}]"
+    pending = as_completed(submit(tasks.ready(plan, set(), set())))
     with tqdm(total=round(sum(estimate.values())), desc="reproduce", bar_format=bar_format, disable=not progress,
               file=sys.stderr, dynamic_ncols=True) as bar:
-        for done, future in enumerate(as_completed(list(futures.values())), 1):
-            if future.status == "error":
+        for future in pending:
+            if future.status == "finished":
+                results[future.key] = future.result()
+            elif future.status == "error":
                 errors[future.key] = future.exception()
-            elif future.status != "finished":  # cancelled, or lost with the scheduler
+            else:  # cancelled, or lost with the scheduler
                 errors[future.key] = RuntimeError(f"the task was {future.status}")
+            for new in submit(tasks.ready(plan, set(results), set(futures))):
+                pending.add(new)
             bar.update(round(estimate[future.key]))
-            bar.set_postfix_str(f"{done}/{len(plan)} tasks, {len(errors)} not done")
-    return _records(plan, futures, errors)
+            bar.set_postfix_str(f"{len(results) + len(errors)}/{len(plan)} tasks, {len(errors)} not done")
+    return _records(plan, results, futures, errors)
 
 
-def _records(plan: Sequence[tasks.Task], futures: Mapping[str, Any],
+def _records(plan: Sequence[tasks.Task], results: Mapping[str, dict[str, Any]], futures: Mapping[str, Any],
              errors: Mapping[str, BaseException]) -> dict[str, dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
     for task in plan:  # dependency order: a parent's record comes first
         base = {"name": task.spec.name, "seed": task.spec.seed, "estimate_seconds": task.estimate,
                 "parents": list(task.parents)}
-        if task.key not in errors:
-            records[task.key] = {**base, **futures[task.key].result()}
+        if task.key in results:
+            records[task.key] = {**base, **results[task.key]}
             continue
-        bad = [p for p in task.parents if records[p]["status"] != "done"]
-        if bad:
+        if task.key not in errors:  # never submitted: a task it depends on did not finish
+            bad = [p for p in task.parents if records[p]["status"] != "done"]
             records[task.key] = {**base, "status": "skipped", "wall_seconds": None,
                                  "error": f"{task.spec.name} (seed {task.spec.seed}) not run: it depends on "
                                           f"{', '.join(bad)}, which did not finish"}

@@ -166,6 +166,13 @@ def bottom_levels(plan: Sequence[Task]) -> dict[str, float]:
     return level
 
 
+def ready(plan: Sequence[Task], finished: set[str], submitted: set[str]) -> list[Task]:
+    """The tasks of ``plan`` not yet submitted whose parents have all finished, longest remaining path first."""
+    level = bottom_levels(plan)
+    found = [t for t in plan if t.key not in submitted and all(p in finished for p in t.parents)]
+    return sorted(found, key=lambda t: -level[t.key])
+
+
 def critical_path(plan: Sequence[Task]) -> list[str]:
     """The keys of the chain of dependent tasks with the longest estimated time, first to last."""
     level = bottom_levels(plan)

@@ -171,8 +171,13 @@ def test_a_quick_sweep_on_two_single_threaded_workers(tmp_path):
         assert rec["final"]["train_loss"] > 0 and len(rec["weights_sha256"]) == 64
     report = (tmp_path / "REPORT.md").read_text()
     assert "| linear_ae_2-seed0 | done |" in report and "| vae_standard-seed0 | done |" in report
-    assert f"- torch: {importlib.metadata.version('torch')}" in report
-    assert "numpy" in report and "thesis_lib" in report and "CPU model" in report
+    torch_version = importlib.metadata.version("torch")
+    assert "numpy" in report and "thesis_lib" in report and f"torch {torch_version}" in report
+    # the environment beside the committed checkpoints'
+    committed = {str(tasks.committed_record(n, default_checkpoint_dir()).get("torch")) for n in ("vae_standard",
+                                                                                               "linear_ae_2")}
+    assert f"| torch | {', '.join(sorted(committed))} | {torch_version} |" in report
+    assert "| threads per run |" in report and "| 1 |" in report
     assert not list(tmp_path.glob("seed0/*.pt"))  # the quick profile saves no weights
 
 
@@ -266,3 +271,13 @@ def test_overwrite_committed_moves_the_new_checkpoints_onto_the_committed_ones(t
     summary = json.loads((committed / "summary.json").read_text())
     assert summary["tasks"]["tiny_ref-seed0"]["checkpoint"] == str(committed / "tiny_ref.pt")
     assert load_checkpoint(committed / "tiny_ref.pt")["epoch"] == 4 and not (committed / "seed0").exists()
+
+
+def test_a_recipe_changed_since_the_committed_checkpoint_is_named():
+    exp = experiments.get("vae_nll")
+    committed = {"train_config": {**exp.full.to_dict(), "validation": 0, "seed": 7}}
+    assert tasks.changed_fields(committed, exp) == ["validation"]  # the seed is not the recipe
+    assert tasks.changed_fields({"train_config": exp.full.to_dict()}, exp) == []
+    assert tasks.changed_fields({}, exp) == []
+    older = {k: v for k, v in exp.full.to_dict().items() if k != "validation"}  # saved before the field existed
+    assert tasks.changed_fields({"train_config": older}, exp) == ["validation"]

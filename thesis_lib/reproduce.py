@@ -263,34 +263,58 @@ def _relative(new: Any, old: Any) -> str:
     return f"{(new - old) / abs(old):+.2%}"
 
 
+def _environment(plan: Sequence[tasks.Task], records: Mapping[str, Mapping[str, Any]],
+                 meta: Mapping[str, Any]) -> list[str]:
+    """Where the committed checkpoints were trained beside where this run trained: torch, CPU, threads."""
+    def seen(values: Any) -> str:
+        found = sorted({str(v) for v in values if v not in (None, "")})
+        return ", ".join(found) or "none recorded"
+
+    old = [t.committed for t in plan if t.committed]
+    new = [r for r in records.values() if r.get("status") == "done"]
+    return ["| | committed checkpoints | this run |", "| --- | --- | --- |",
+            f"| torch | {seen(c.get('torch') for c in old)} | {meta['versions']['torch']} |",
+            f"| CPU | {seen(c.get('device_name') for c in old)} | {seen(r.get('cpu') for r in new)} |",
+            f"| threads per run | {seen(c.get('threads') for c in old)} | {seen(r.get('threads') for r in new)} |",
+            f"| subnormals flushed | not recorded | {seen(r.get('flush_denormal') for r in new)} |", ""]
+
+
 def report_markdown(plan: Sequence[tasks.Task], records: Mapping[str, Mapping[str, Any]],
                     meta: Mapping[str, Any]) -> str:
-    """``OUT/REPORT.md``: a header on the environment, then committed against reproduced losses per task."""
+    """``OUT/REPORT.md``: a header on the environment, then committed against reproduced losses per task.
+
+    A task's training time is the one its checkpoint records (all its epochs, across resumptions), so a
+    task that only loaded a finished checkpoint still shows how long it trained."""
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
-    worker_cpus = sorted({r["cpu"] for r in records.values() if r.get("cpu")})
+    trained = sum(r.get("train_wall_seconds") or 0.0 for r in records.values())
     lines = ["# Reproduction report", "",
-             f"- date: {meta['finished']}", f"- torch: {meta['versions']['torch']}",
-             f"- CPU model: {meta['cpu']} (workers: {'; '.join(worker_cpus) or 'none finished'})",
+             f"- date: {meta['finished']}",
              f"- packages: {versions}",
              f"- profile {meta['profile']}, seeds {' '.join(map(str, meta['seeds']))}, {meta['workers']} workers "
-             f"({meta['scheduler']}), wall time {_minutes(meta['wall_seconds'])}",
+             f"({meta['scheduler']}); this invocation {_minutes(meta['wall_seconds'])}, training recorded in the "
+             f"checkpoints {_minutes(trained)} in all",
              f"- tasks: {meta['counts']['done']} done, {meta['counts']['failed']} failed, "
-             f"{meta['counts']['skipped']} skipped", ""]
+             f"{meta['counts']['skipped']} skipped", "", *_environment(plan, records, meta)]
     if meta["profile"] == "quick":
         lines += ["The quick profile trains a few epochs on a subset: its losses are not compared with the "
                   "committed checkpoints' (full profile).", ""]
     lines += ["| task | status | committed train | reproduced train | diff | committed test | reproduced test "
-              "| diff | wall time | threads | CPU |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+              "| diff | committed time | training time | threads |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for task in plan:  # the quick profile's losses are not compared: other epochs, other data
         rec, old = records[task.key], task.committed.get("final", {}) if meta["profile"] == "full" else {}
         new = rec.get("final", {})
-        wall = _minutes(rec["wall_seconds"]) if rec.get("wall_seconds") is not None else ""
+        wall = rec.get("train_wall_seconds") or rec.get("wall_seconds")
+        before = task.committed.get("wall_seconds") if meta["profile"] == "full" else None
+        changed = tasks.changed_fields(task.committed, experiments.get(task.spec.name)) \
+            if meta["profile"] == "full" and task.spec.name in experiments.EXPERIMENTS else []
+        status = rec["status"] + (f" (recipe changed: {', '.join(changed)})" if changed else "")
         lines.append(
-            f"| {task.key} | {rec['status']} | {_loss(old.get('train_loss'))} | {_loss(new.get('train_loss'))} "
+            f"| {task.key} | {status} | {_loss(old.get('train_loss'))} | {_loss(new.get('train_loss'))} "
             f"| {_relative(new.get('train_loss'), old.get('train_loss'))} | {_loss(old.get('test_loss'))} "
             f"| {_loss(new.get('test_loss'))} | {_relative(new.get('test_loss'), old.get('test_loss'))} "
-            f"| {wall} | {rec.get('threads', '')} | {rec.get('cpu', '')} |")
+            f"| {_minutes(before) if before else ''} | {_minutes(wall) if wall is not None else ''} "
+            f"| {rec.get('threads', '')} |")
     failed = [f"- {key}: {rec['error']}" for key, rec in records.items() if rec["status"] != "done"]
     return "\n".join(lines + (["", "## Not done", "", *failed] if failed else [])) + "\n"
 

@@ -27,7 +27,7 @@ import torch
 
 from thesis_lib import experiments
 from thesis_lib.checkpoints import file_sha256, load_checkpoint
-from thesis_lib.config import PROFILES, ChapterConfig
+from thesis_lib.config import PROFILES, ChapterConfig, TrainConfig
 from thesis_lib.experiments import Experiment
 from thesis_lib.process import malloc_configured, tune_process
 from thesis_lib.provenance import cpu_model
@@ -105,7 +105,16 @@ def committed_record(name: str, committed_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     ckpt = load_checkpoint(path)
-    return {"epoch": int(ckpt["epoch"]), **dict(ckpt.get("provenance", {}))}
+    return {"epoch": int(ckpt["epoch"]), **dict(ckpt.get("provenance", {})),
+            "train_config": dict(ckpt.get("train_config", {}))}
+
+
+def changed_fields(committed: Mapping[str, Any], exp: Experiment) -> list[str]:
+    """The fields of ``exp``'s full-profile recipe that differ from the committed checkpoint's (seed aside)."""
+    old, new, default = committed.get("train_config"), exp.full.to_dict(), TrainConfig().to_dict()
+    if not old:
+        return []
+    return sorted(k for k in new if k != "seed" and old.get(k, default[k]) != new[k])  # a field added later: default
 
 
 def estimate_seconds(epochs: int, profile: str, committed: Mapping[str, Any]) -> tuple[float, bool]:

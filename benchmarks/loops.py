@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pytorch_examples_vae import loss_function  # the recipe's loss, defined once
+
 from thesis_lib.config import ModelSpec
 from thesis_lib.training import epoch_permutation, fit, make_objective, make_optimizer
 
@@ -63,9 +65,7 @@ def reference_runner(case: Case, model: nn.Module, root: Path) -> Callable[[], f
             opt.zero_grad()
             if case.loss == "elbo":  # pytorch/examples vae/main.py's loss_function
                 recon, mu, logvar = model(x)
-                bce = F.binary_cross_entropy(recon, x, reduction="sum")
-                kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-                loss = bce + kld
+                loss = loss_function(recon, x, mu, logvar)
             else:
                 loss = F.mse_loss(model(x), x)
             loss.backward()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -97,8 +98,6 @@ def checkpoint_dirs(summary: Mapping[str, Any]) -> dict[int, Path]:
 
 def execute(runs: Path, summary: Mapping[str, Any], chapters: Mapping[str, Path]) -> dict[tuple[int, str], Any]:
     """Execute each chapter for each seed; ``(seed, chapter)`` -> its output path, or the error's text."""
-    import os
-
     os.environ.update(MALLOC_ENV)  # the chapters' kernels start with the allocator settings of training
     ensure_kernel()
     results: dict[tuple[int, str], Any] = {}

@@ -35,6 +35,25 @@ def test_cached_metric_recomputes_only_for_a_new_checkpoint(tmp_path):
     assert len(calls) == 2
 
 
+def test_a_value_cached_while_another_was_computed_is_kept(tmp_path):
+    """Two processes estimating two splits of one model write the same cache: each adds its value to what
+    the cache holds when it finishes, so neither loses the other's (here the second finishes inside the
+    first's computation). A value cached for older weights is dropped all the same."""
+    cfg = ChapterConfig.from_parameters(chapter="04", checkpoint_dir=tmp_path)
+    (tmp_path / "ae_thesis.pt").write_bytes(b"weights v1")
+    likelihoods.cached_metric(cfg, "ae_thesis", "old", lambda: 1.0)
+    (tmp_path / "ae_thesis.pt").write_bytes(b"weights v2")
+
+    def slow() -> float:
+        assert likelihoods.cached_metric(cfg, "ae_thesis", "validation", lambda: 2.0) == 2.0
+        return 3.0
+
+    assert likelihoods.cached_metric(cfg, "ae_thesis", "test", slow) == 3.0
+    stored = json.loads((tmp_path / "ae_thesis.metrics.json").read_text())
+    assert stored["values"] == {"validation": 2.0, "test": 3.0}
+    assert likelihoods.cached_metric(cfg, "ae_thesis", "validation", lambda: 0.0) == 2.0  # from the cache
+
+
 def test_the_splits_are_the_held_out_the_fitted_and_the_test_images():
     t = _tensors()
     quick = ChapterConfig.from_parameters(chapter="05", profile="quick")

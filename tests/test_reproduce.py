@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from thesis_lib import data, experiments, reproduce, runs, tasks
-from thesis_lib.checkpoints import load_checkpoint
+from thesis_lib import data, experiments, likelihoods, reproduce, runs, tasks
+from thesis_lib.checkpoints import file_sha256, load_checkpoint
 from thesis_lib.config import ChapterConfig, ModelSpec, TrainConfig
 from thesis_lib.experiments import Experiment
 from thesis_lib.paths import default_checkpoint_dir
@@ -32,6 +32,9 @@ TEST_EXPERIMENTS = {
                                TrainConfig(epochs=1), init_from="broken"),
     "tiny_killed": Experiment("tiny_killed", "04", TINY, TINY_RUN),
     "tiny_ref": Experiment("tiny_ref", "04", TINY, TINY_RUN),
+    "tiny_vae": Experiment("tiny_vae", "05", ModelSpec("vae", {"input_dim": 784, "hidden": [32], "latent_dim": 2}),
+                           TrainConfig(epochs=1, batch_size=256, loss="elbo", binarize=True, validation=512),
+                           likelihoods=("test", "validation")),
 }
 
 
@@ -50,16 +53,50 @@ def _plan(names, seeds=(0,), profile="full", out=Path("out"), registry=None):
 def test_the_plan_puts_each_warm_start_after_its_parent_of_the_same_seed(tmp_path):
     plan = _plan(list(experiments.EXPERIMENTS), seeds=(0, 1), out=tmp_path)
     keys = [t.key for t in plan]
-    assert len(plan) == 2 * len(experiments.EXPERIMENTS) and len(set(keys)) == len(keys)
+    n_likelihoods = sum(bool(e.likelihoods) for e in experiments.EXPERIMENTS.values())
+    assert n_likelihoods == 4 and len(set(keys)) == len(keys)
+    assert len(plan) == 2 * (len(experiments.EXPERIMENTS) + n_likelihoods)
     for seed in (0, 1):
         for child in ("vae_nll_long", "iwae_nll_long"):
             assert keys.index(f"vae_nll-seed{seed}") < keys.index(f"{child}-seed{seed}")
             task = plan[keys.index(f"{child}-seed{seed}")]
             assert task.parents == (f"vae_nll-seed{seed}",)
             assert task.spec.checkpoint_dir == str(tmp_path.resolve() / f"seed{seed}")
-    assert all(not t.parents for t in plan if experiments.get(t.spec.name).init_from == "")
-    # asking for a warm start brings its parent along
-    assert [t.key for t in _plan(["iwae_nll_long"])] == ["vae_nll-seed0", "iwae_nll_long-seed0"]
+    assert all(not t.parents for t in plan if experiments.get(t.spec.name).init_from == "" and not t.spec.splits)
+    # asking for a warm start brings its parent along, each followed by the likelihoods chapter 5 reads
+    assert [t.key for t in _plan(["iwae_nll_long"])] == ["vae_nll-seed0", "vae_nll-seed0-likelihoods",
+                                                         "iwae_nll_long-seed0", "iwae_nll_long-seed0-likelihoods"]
+
+
+def test_each_model_whose_likelihoods_chapter_5_reads_is_followed_by_a_likelihood_task(tmp_path):
+    plan = {t.key: t for t in _plan(list(experiments.EXPERIMENTS), seeds=(2,), out=tmp_path)}
+    for name, exp in experiments.EXPERIMENTS.items():
+        task = plan.get(f"{name}-seed2-likelihoods")
+        assert (task is not None) == bool(exp.likelihoods)
+        if task is not None:
+            assert task.parents == (f"{name}-seed2",) and task.spec.splits == exp.likelihoods
+            assert task.spec.checkpoint_dir == plan[f"{name}-seed2"].spec.checkpoint_dir
+            assert task.estimate == sum(tasks.LIKELIHOOD_SECONDS[s] for s in exp.likelihoods)
+    # chapter 5 chooses among the four runs on validation, and sets the two final ones beside their training images
+    assert {n: e.likelihoods for n, e in experiments.EXPERIMENTS.items() if e.likelihoods} == {
+        "vae_nll": ("test", "validation"), "vae_nll_decay": ("test", "validation"),
+        "vae_nll_long": ("test", "validation", "train"), "iwae_nll_long": ("test", "validation", "train")}
+    quick = _plan(["vae_nll"], profile="quick")
+    assert [t.estimate for t in quick] == [tasks.QUICK_TASK_SECONDS] * 2
+
+
+def test_the_committed_likelihoods_are_read_only_from_a_cache_of_that_checkpoint(tmp_path):
+    (tmp_path / "m.pt").write_bytes(b"weights")
+    assert tasks.committed_likelihoods("m", tmp_path) == {}  # no cache
+    values = {"nll_test_k5000_n10000_seed0": {"mean": [90.0, 88.5]},
+              "nll_test_k5000_n10000_seed1": {"mean": [91.0, 89.5]},  # another sampling seed
+              "nll_validation_k1000_n10000_seed0": {"mean": [91.0, 89.25]},
+              "nll_train_k10_n300_seed0": {"mean": [80.0]}}  # not the full profile's k
+    store = tmp_path / "m.metrics.json"
+    store.write_text(json.dumps({"checkpoint_sha256": file_sha256(tmp_path / "m.pt"), "values": values}))
+    assert tasks.committed_likelihoods("m", tmp_path) == {"likelihoods": {"test": 88.5, "validation": 89.25}}
+    (tmp_path / "m.pt").write_bytes(b"retrained")  # the cache belongs to the old weights
+    assert tasks.committed_likelihoods("m", tmp_path) == {}
 
 
 def test_a_task_is_ready_once_its_parents_finished_and_ready_tasks_go_longest_path_first(tmp_path):
@@ -74,7 +111,8 @@ def test_a_task_is_ready_once_its_parents_finished_and_ready_tasks_go_longest_pa
     submitted = {t.key for t in first}
     assert tasks.ready(plan, {"ae_thesis-seed0"}, submitted) == []  # nothing waits on it
     after = tasks.ready(plan, {"vae_nll-seed0"}, submitted)
-    assert [t.key for t in after] == ["iwae_nll_long-seed0", "vae_nll_long-seed0"]  # longer first
+    assert [t.key for t in after] == ["iwae_nll_long-seed0", "vae_nll_long-seed0",  # longer first
+                                      "vae_nll-seed0-likelihoods"]
     assert tasks.ready(plan, {"vae_nll-seed0"}, submitted | {"iwae_nll_long-seed0"})[0].key == "vae_nll_long-seed0"
 
 
@@ -136,9 +174,12 @@ def test_dry_run_prints_the_whole_plan_without_importing_dask():
     done = subprocess.run([PY, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "DASK []" in out and f"{len(experiments.EXPERIMENTS)} tasks, full profile" in out
-    lines = re.findall(r"^ *\d+  (\S+-seed\d+) ", out, flags=re.M)
-    assert lines == [f"{name}-seed0" for name in experiments.EXPERIMENTS]  # the registry is in dependency order
+    n_likelihoods = sum(bool(e.likelihoods) for e in experiments.EXPERIMENTS.values())
+    assert "DASK []" in out and f"{len(experiments.EXPERIMENTS) + n_likelihoods} tasks, full profile" in out
+    lines = re.findall(r"^ *\d+  (\S+-seed\d+(?:-likelihoods)?) ", out, flags=re.M)
+    expected = [key for name, exp in experiments.EXPERIMENTS.items()  # the registry is in dependency order
+                for key in (f"{name}-seed0", *([f"{name}-seed0-likelihoods"] if exp.likelihoods else []))]
+    assert lines == expected
     assert "total:" in out and "critical path" in out and "on 2 workers: about" in out
 
 
@@ -235,6 +276,23 @@ def test_a_failing_task_is_reported_and_its_dependent_skipped(tmp_path, capsys, 
     assert "run_task" in failed["traceback"]
     assert summary["tasks"]["linear_ae_2-seed0"]["final"]["test_loss"] > 0
     assert "broken-seed0 | failed" in (tmp_path / "REPORT.md").read_text()
+
+
+def test_a_likelihood_task_estimates_what_the_chapter_would_once_its_model_is_trained(tmp_path, test_experiments):
+    _need_mnist()
+    argv = ["--profile", "quick", "--only", "tiny_vae", "--workers", "2", "--out", str(tmp_path)]
+    assert reproduce.main(argv, task_fn=_with_test_experiments) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    rec = summary["tasks"]["tiny_vae-seed0-likelihoods"]
+    assert rec["status"] == "done" and rec["splits"] == ["test", "validation"] and rec["parents"] == ["tiny_vae-seed0"]
+    cfg = ChapterConfig.from_parameters(chapter="05", profile="quick")
+    report = (tmp_path / "REPORT.md").read_text()
+    for split, images in (("test", likelihoods.QUICK_IMAGES), ("validation", 256)):  # quick: 2048 / 8 held out
+        est = rec["likelihoods"][split]
+        assert est["k"] == likelihoods.QUICK_KS[-1] and est["images"] == images
+        assert est["nll"] == likelihoods.nll_estimate("tiny_vae", cfg, split)["mean"][-1]  # as the chapter has it
+        row = f"| tiny_vae-seed0-likelihoods | done | {split} | {est['k']} | {images} |  | {est['nll']:.2f} |"
+        assert row in report  # quick profile: no committed value beside it
 
 
 def test_a_killed_worker_is_replaced_and_its_task_resumes_to_the_same_weights(tmp_path, test_experiments):

@@ -46,6 +46,9 @@ class Experiment:
     data: str = "mnist"  # "mnist" or "mnist_canvas" (two digits side by side, Section 2.3)
     about: str = ""
     init_from: str = ""  # full profile: start from this experiment's checkpoint (warm start); quick: from scratch
+    # the splits on which chapter 5 estimates the model's likelihood (thesis_lib.likelihoods); the
+    # reproduction computes them as a task of their own once the model is trained
+    likelihoods: tuple[str, ...] = ()
 
     def config(self, profile: str, seed: int = 0) -> TrainConfig:
         """The training configuration of ``profile``; the seed is the chapter's."""
@@ -73,6 +76,8 @@ STANDARD_VAE = TrainConfig(epochs=10, batch_size=128, lr=1e-3, loss="elbo")  # p
 # results, so it trains on 50,000 images and holds the last 10,000 training images out as a validation split
 # (Larochelle's 50,000/10,000 split); the test set is scored once per final model.
 BURDA_VAE = TrainConfig(epochs=500, batch_size=100, lr=1e-3, loss="elbo", binarize=True, validation=10_000)
+CHOSEN_ON_VALIDATION = ("test", "validation")  # the likelihoods of a run among which validation chooses
+FINAL = (*CHOSEN_ON_VALIDATION, "train")  # ... and of a final model, set beside the images it fitted
 
 
 def _chapter_4() -> list[Experiment]:
@@ -111,21 +116,21 @@ def _chapter_5() -> list[Experiment]:
                    about="the standard VAE of pytorch/examples: 784-400-20, Adam 1e-3, batch 128, 10 epochs, "
                          "grey levels"),
         Experiment("vae_nll", "05", _vae([200, 200], 50, activation="tanh"),
-                   BURDA_VAE, quick_epochs=1,
+                   BURDA_VAE, quick_epochs=1, likelihoods=CHOSEN_ON_VALIDATION,
                    about="Burda et al.'s one-stochastic-layer VAE 784-200-200-50 (tanh) on dynamically "
                          "binarised MNIST"),
         Experiment("vae_nll_decay", "05", _vae([200, 200], 50, activation="tanh"),
                    BURDA_VAE.replace(epochs=300, lr_decay=0.992),
-                   quick_epochs=1,
+                   quick_epochs=1, likelihoods=CHOSEN_ON_VALIDATION,
                    about="vae_nll's model with the step size decaying by 0.992 per epoch (1e-3 to 9e-5), 300 epochs"),
         Experiment("vae_nll_long", "05", _vae([200, 200], 50, activation="tanh"),
                    BURDA_VAE.replace(epochs=400, lr_decay=0.993),
-                   quick_epochs=1, init_from="vae_nll",
+                   quick_epochs=1, init_from="vae_nll", likelihoods=FINAL,
                    about="vae_nll's weights after 500 epochs trained 400 more with the step size decaying "
                          "by 0.993 per epoch (1e-3 to 6e-5)"),
         Experiment("iwae_nll_long", "05", _vae([200, 200], 50, activation="tanh"),
                    BURDA_VAE.replace(epochs=400, lr_decay=0.993, loss="iwae", iw_samples=5),
-                   quick_epochs=1, init_from="vae_nll",
+                   quick_epochs=1, init_from="vae_nll", likelihoods=FINAL,
                    about="vae_nll_long with the importance-weighted bound (k = 5) as the objective instead of "
                          "the ELBO: same start, same steps"),
         Experiment("vae_2d", "05", _vae([400], 2), STANDARD_VAE.replace(epochs=50), quick_epochs=1,

@@ -16,10 +16,11 @@ largest ``k`` are kept too, for paired comparisons of two models on the same ima
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +59,39 @@ def cached_metric(cfg: ChapterConfig, name: str, key: str, compute: Callable[[],
     store = path.with_suffix(".metrics.json")
     record_read(path)
     record_read(store)
+    found = _read_cache(store, digest)
+    if key in found:
+        return found[key]
+    value = compute()
+    # another process (a second likelihood task, a chapter) may have added a value meanwhile: read the
+    # cache again under a lock and add this one to it, so that neither overwrites the other's
+    with _locked(path):
+        values = {**_read_cache(store, digest), key: value}
+        atomic_write_text(store, json.dumps({"checkpoint_sha256": digest, "values": values}, indent=1,
+                                            sort_keys=True) + "\n")
+    return value
+
+
+def _read_cache(store: Path, digest: str) -> dict[str, Any]:
+    """The values in ``store`` if they belong to the checkpoint with SHA-256 ``digest``, else none."""
     cache = json.loads(store.read_text()) if store.is_file() else {}
-    if cache.get("checkpoint_sha256") != digest:
-        cache = {"checkpoint_sha256": digest, "values": {}}
-    if key not in cache["values"]:
-        cache["values"][key] = compute()
-        atomic_write_text(store, json.dumps(cache, indent=1, sort_keys=True) + "\n")
-    return cache["values"][key]
+    return dict(cache.get("values", {})) if cache.get("checkpoint_sha256") == digest else {}
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on the file ``path`` (POSIX ``flock``; no lock where there is none)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    with open(path, "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def split_images(name: str, cfg: ChapterConfig, split: str, tensors: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -9,12 +9,15 @@ A task trains one experiment (:mod:`thesis_lib.experiments`) with one seed: in t
 ``OUT/seed{S}/<name>.pt`` (``OUT`` is ``reproduction/runs`` unless ``--out`` says otherwise; the committed
 ``checkpoints/`` only with ``--out checkpoints --overwrite-committed``, which trains seed 0 into
 ``checkpoints/seed0/`` and, once every task succeeded, moves each file onto ``checkpoints/<name>.pt``).
-The ``quick`` profile saves no weights. A warm start (``vae_nll_long``, ``iwae_nll_long``) waits for its
-parent's task of the same seed and starts from its checkpoint. Every ``--checkpoint-every`` epochs a task
-saves, so a task whose worker died is retried and resumes on the same trajectory, and running the command
-again loads what is finished and trains only the rest. ``OUT/summary.json`` records each task (status,
-wall time, final metrics, SHA-256 of the checkpoint and of the weights, the error of a failed one) and
-``OUT/REPORT.md`` compares the final losses with the committed checkpoints'. The command exits with 1
+The ``quick`` profile saves no weights. A trained model whose likelihoods chapter 5 reads
+(``Experiment.likelihoods``) is followed by a task that estimates them and caches them beside the
+checkpoint (:func:`thesis_lib.tasks.run_likelihood_task`). A warm start (``vae_nll_long``,
+``iwae_nll_long``) waits for its parent's task of the same seed and starts from its checkpoint. Every
+``--checkpoint-every`` epochs a task saves, so a task whose worker died is retried and resumes on the
+same trajectory, and running the command again loads what is finished and trains only the rest.
+``OUT/summary.json`` records each task (status, wall time, final metrics, SHA-256 of the checkpoint and
+of the weights, the error of a failed one) and ``OUT/REPORT.md`` compares the final losses and the
+likelihoods with the committed checkpoints'. The command exits with 1
 when a task failed; the tasks that depend on it are skipped, all others run.
 
 By default the graph runs on a ``LocalCluster`` of ``--workers`` single-threaded worker processes (the
@@ -53,6 +56,7 @@ from thesis_lib.files import atomic_write_text
 from thesis_lib.paths import default_checkpoint_dir, default_data_dir
 from thesis_lib.process import choose_threads, restart_with_malloc_settings
 from thesis_lib.provenance import cpu_model
+from thesis_lib.reproduce_report import minutes, format_plan, report_markdown
 
 DEFAULT_OUT = Path("reproduction/runs")
 VERSIONS = ("torch", "numpy", "thesis_lib", "dask", "distributed")  # packages named in the report
@@ -113,29 +117,6 @@ def _check_out(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
                      f"checkpoints are seed 0 of the full profile); got --out {args.out}, --profile {args.profile}, "
                      f"--seeds {' '.join(map(str, args.seeds))}")
 
-
-def _minutes(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.2f} h"
-
-
-def format_plan(plan: Sequence[tasks.Task], workers: int | None, out: Path) -> str:
-    """The plan in dependency order, each task's estimate, the total and the estimated wall time."""
-    profile = plan[0].spec.profile if plan else "?"
-    lines = [f"{len(plan)} tasks, {profile} profile, into {out}", "",
-             f"{'#':>3}  {'task':<24} {'epochs':>6} {'estimate':>10}  after"]
-    for i, task in enumerate(plan, 1):
-        after = ", ".join(task.parents) + (" (no committed checkpoint: a guess)" if task.guessed else "")
-        lines.append(f"{i:>3}  {task.key:<24} {task.epochs:>6} {_minutes(task.estimate):>10}  {after.strip()}".rstrip())
-    total, chain = sum(t.estimate for t in plan), tasks.critical_path(plan)
-    critical = sum(t.estimate for t in plan if t.key in chain)
-    lines += ["", f"total: {_minutes(total)} of training (one thread per task); "
-              f"critical path {_minutes(critical)} ({' -> '.join(chain)})"]
-    if workers:
-        lines.append(f"on {workers} worker{'s' if workers > 1 else ''}: about "
-                     f"{_minutes(tasks.wall_estimate(plan, workers))} (greedy schedule, longest path first)")
-    return "\n".join(lines)
 
 
 @contextlib.contextmanager
@@ -214,14 +195,15 @@ def _records(plan: Sequence[tasks.Task], results: Mapping[str, dict[str, Any]], 
     records: dict[str, dict[str, Any]] = {}
     for task in plan:  # dependency order: a parent's record comes first
         base = {"name": task.spec.name, "seed": task.spec.seed, "estimate_seconds": task.estimate,
-                "parents": list(task.parents)}
+                "parents": list(task.parents), **({"splits": list(task.spec.splits)} if task.spec.splits else {})}
         if task.key in results:
             records[task.key] = {**base, **results[task.key]}
             continue
         if task.key not in errors:  # never submitted: a task it depends on did not finish
+            what = ", likelihoods," if task.spec.splits else ""
             bad = [p for p in task.parents if records[p]["status"] != "done"]
             records[task.key] = {**base, "status": "skipped", "wall_seconds": None,
-                                 "error": f"{task.spec.name} (seed {task.spec.seed}) not run: it depends on "
+                                 "error": f"{task.spec.name} (seed {task.spec.seed}){what} not run: it depends on "
                                           f"{', '.join(bad)}, which did not finish"}
             continue
         err = errors[task.key]
@@ -252,71 +234,6 @@ def write_summary(out: Path, records: Mapping[str, Mapping[str, Any]], meta: Map
     body = {**meta, "tasks": records}
     return atomic_write_text(out / "summary.json", json.dumps(body, indent=1, default=str) + "\n")
 
-
-def _loss(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, (int, float)) else ""
-
-
-def _relative(new: Any, old: Any) -> str:
-    if not isinstance(new, (int, float)) or not isinstance(old, (int, float)) or old == 0:
-        return ""
-    return f"{(new - old) / abs(old):+.2%}"
-
-
-def _environment(plan: Sequence[tasks.Task], records: Mapping[str, Mapping[str, Any]],
-                 meta: Mapping[str, Any]) -> list[str]:
-    """Where the committed checkpoints were trained beside where this run trained: torch, CPU, threads."""
-    def seen(values: Any) -> str:
-        found = sorted({str(v) for v in values if v not in (None, "")})
-        return ", ".join(found) or "none recorded"
-
-    old = [t.committed for t in plan if t.committed]
-    new = [r for r in records.values() if r.get("status") == "done"]
-    return ["| | committed checkpoints | this run |", "| --- | --- | --- |",
-            f"| torch | {seen(c.get('torch') for c in old)} | {meta['versions']['torch']} |",
-            f"| CPU | {seen(c.get('device_name') for c in old)} | {seen(r.get('cpu') for r in new)} |",
-            f"| threads per run | {seen(c.get('threads') for c in old)} | {seen(r.get('threads') for r in new)} |",
-            f"| subnormals flushed | not recorded | {seen(r.get('flush_denormal') for r in new)} |", ""]
-
-
-def report_markdown(plan: Sequence[tasks.Task], records: Mapping[str, Mapping[str, Any]],
-                    meta: Mapping[str, Any]) -> str:
-    """``OUT/REPORT.md``: a header on the environment, then committed against reproduced losses per task.
-
-    A task's training time is the one its checkpoint records (all its epochs, across resumptions), so a
-    task that only loaded a finished checkpoint still shows how long it trained."""
-    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
-    trained = sum(r.get("train_wall_seconds") or 0.0 for r in records.values())
-    lines = ["# Reproduction report", "",
-             f"- date: {meta['finished']}",
-             f"- packages: {versions}",
-             f"- profile {meta['profile']}, seeds {' '.join(map(str, meta['seeds']))}, {meta['workers']} workers "
-             f"({meta['scheduler']}); this invocation {_minutes(meta['wall_seconds'])}, training recorded in the "
-             f"checkpoints {_minutes(trained)} in all",
-             f"- tasks: {meta['counts']['done']} done, {meta['counts']['failed']} failed, "
-             f"{meta['counts']['skipped']} skipped", "", *_environment(plan, records, meta)]
-    if meta["profile"] == "quick":
-        lines += ["The quick profile trains a few epochs on a subset: its losses are not compared with the "
-                  "committed checkpoints' (full profile).", ""]
-    lines += ["| task | status | committed train | reproduced train | diff | committed test | reproduced test "
-              "| diff | committed time | training time | threads |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for task in plan:  # the quick profile's losses are not compared: other epochs, other data
-        rec, old = records[task.key], task.committed.get("final", {}) if meta["profile"] == "full" else {}
-        new = rec.get("final", {})
-        wall = rec.get("train_wall_seconds") or rec.get("wall_seconds")
-        before = task.committed.get("wall_seconds") if meta["profile"] == "full" else None
-        changed = tasks.changed_fields(task.committed, experiments.get(task.spec.name)) \
-            if meta["profile"] == "full" and task.spec.name in experiments.EXPERIMENTS else []
-        status = rec["status"] + (f" (recipe changed: {', '.join(changed)})" if changed else "")
-        lines.append(
-            f"| {task.key} | {status} | {_loss(old.get('train_loss'))} | {_loss(new.get('train_loss'))} "
-            f"| {_relative(new.get('train_loss'), old.get('train_loss'))} | {_loss(old.get('test_loss'))} "
-            f"| {_loss(new.get('test_loss'))} | {_relative(new.get('test_loss'), old.get('test_loss'))} "
-            f"| {_minutes(before) if before else ''} | {_minutes(wall) if wall is not None else ''} "
-            f"| {rec.get('threads', '')} |")
-    failed = [f"- {key}: {rec['error']}" for key, rec in records.items() if rec["status"] != "done"]
-    return "\n".join(lines + (["", "## Not done", "", *failed] if failed else [])) + "\n"
 
 
 def promote(records: Mapping[str, dict[str, Any]], committed: Path) -> None:
@@ -352,7 +269,7 @@ def run(args: argparse.Namespace, plan: Sequence[tasks.Task],
     with _client(args, len(plan)) as (client, workers, where):
         if args.scheduler:
             print(f"on {workers} workers of {args.scheduler}: about "
-                  f"{_minutes(tasks.wall_estimate(plan, workers))} (greedy schedule)", flush=True)
+                  f"{minutes(tasks.wall_estimate(plan, workers))} (greedy schedule)", flush=True)
         records = execute(plan, client, task_fn, retries=args.retries)
     if args.overwrite_committed and all(r["status"] == "done" for r in records.values()):
         promote(records, default_checkpoint_dir())

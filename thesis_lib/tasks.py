@@ -4,10 +4,14 @@ A task trains one experiment of :mod:`thesis_lib.experiments` with one seed in o
 ``full`` profile into ``OUT/seed{S}/<name>.pt`` (the folder is the task's ``checkpoint_dir``, so a warm
 start finds its parent's ``<parent>.pt`` there), in the ``quick`` one into nothing. A task whose
 experiment is a warm start (``Experiment.init_from``) depends on its parent's task of the same seed.
+An experiment with ``likelihoods`` has a second task after its training: the importance-sampled
+likelihoods that chapter 5 reads (:func:`thesis_lib.likelihoods.nll_estimate`), cached beside the
+checkpoint, so that the chapter executed afterwards only loads them.
 
-Each task's duration is estimated from the committed checkpoint's provenance (its wall time scaled to
-the epochs asked for; a small constant in the quick profile), and :func:`wall_estimate` schedules the
-plan on ``n`` single-threaded workers, longest remaining path first, to estimate the wall time.
+Each training task's duration is estimated from the committed checkpoint's provenance (its wall time
+scaled to the epochs asked for; a small constant in the quick profile), a likelihood task's from
+:data:`LIKELIHOOD_SECONDS`; :func:`wall_estimate` schedules the plan on ``n`` single-threaded workers,
+longest remaining path first, to estimate the wall time.
 
 This module imports no dask: ``python -m thesis_lib.reproduce --dry-run`` plans without it.
 """
@@ -16,16 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from thesis_lib import experiments
+from thesis_lib import experiments, likelihoods
 from thesis_lib.checkpoints import file_sha256, load_checkpoint
 from thesis_lib.config import PROFILES, ChapterConfig, TrainConfig
 from thesis_lib.experiments import Experiment
@@ -34,6 +39,9 @@ from thesis_lib.provenance import cpu_model
 
 QUICK_TASK_SECONDS = 5.0  # estimated time of a quick-profile task (data loading included)
 UNKNOWN_SECONDS_PER_EPOCH = 10.0  # estimate for an experiment without a committed checkpoint
+# one likelihood estimate of Burda et al.'s network on 10,000 images at one thread, as measured on this
+# project's 2-core machine: k = 5000 on the test set, k = 1000 on the validation or training images
+LIKELIHOOD_SECONDS = {"test": 780.0, "validation": 180.0, "train": 180.0}
 
 
 class TaskFailed(RuntimeError):
@@ -59,10 +67,11 @@ class TaskSpec:
     checkpoint_every: int = 10
     threads: int = 1  # torch threads of the worker process (one per single-threaded worker)
     device: str = "auto"
+    splits: tuple[str, ...] = ()  # a likelihood task: the splits to estimate on (a training task: none)
 
     @property
     def key(self) -> str:
-        return task_key(self.name, self.seed)
+        return task_key(self.name, self.seed) + (LIKELIHOOD_SUFFIX if self.splits else "")
 
 
 @dataclass
@@ -77,6 +86,9 @@ class Task:
     @property
     def key(self) -> str:
         return self.spec.key
+
+
+LIKELIHOOD_SUFFIX = "-likelihoods"
 
 
 def task_key(name: str, seed: int) -> str:
@@ -107,6 +119,24 @@ def committed_record(name: str, committed_dir: Path) -> dict[str, Any]:
     ckpt = load_checkpoint(path)
     return {"epoch": int(ckpt["epoch"]), **dict(ckpt.get("provenance", {})),
             "train_config": dict(ckpt.get("train_config", {}))}
+
+
+def committed_likelihoods(name: str, committed_dir: Path) -> dict[str, Any]:
+    """The likelihoods cached with the committed checkpoint (``<name>.metrics.json``, when it belongs to
+    that checkpoint): ``{"likelihoods": {split: -log p(x)}}`` at the largest ``k`` of the full profile."""
+    path, store = committed_dir / f"{name}.pt", committed_dir / f"{name}.metrics.json"
+    if not path.is_file() or not store.is_file():
+        return {}
+    cache = json.loads(store.read_text())
+    if cache.get("checkpoint_sha256") != file_sha256(path):
+        return {}
+    found = {}
+    for split, ks in likelihoods.FULL_KS.items():
+        prefix = f"nll_{split}_k{ks[-1]}_n"
+        hits = [v for k, v in cache.get("values", {}).items() if k.startswith(prefix) and k.endswith("_seed0")]
+        if hits:
+            found[split] = hits[0]["mean"][-1]
+    return {"likelihoods": found} if found else {}
 
 
 def changed_fields(committed: Mapping[str, Any], exp: Experiment) -> list[str]:
@@ -145,6 +175,11 @@ def build_plan(names: Sequence[str], seeds: Sequence[int], profile: str, out: Pa
                             checkpoint_every=checkpoint_every)
             parents = (task_key(exp.init_from, seed),) if exp.init_from else ()
             plan.append(Task(spec, epochs, estimate, parents, records[name], guessed))
+            if exp.likelihoods:
+                seconds = QUICK_TASK_SECONDS if profile == "quick" else \
+                    sum(LIKELIHOOD_SECONDS[s] for s in exp.likelihoods)
+                plan.append(Task(replace(spec, splits=exp.likelihoods), 0, seconds, (spec.key,),
+                                 committed_likelihoods(name, committed_dir)))
     return plan
 
 
@@ -245,8 +280,11 @@ def run_task(spec: TaskSpec, *parents: Mapping[str, Any]) -> dict[str, Any]:
     Runs in a worker: sets the process up first (:func:`~thesis_lib.process.tune_process`, before torch
     computes anything), then :func:`thesis_lib.experiments.run`, which resumes an unfinished checkpoint.
     ``parents`` are the results of the tasks it depends on (they only order it). Raises
-    :class:`TaskFailed`, naming the experiment and the seed, when anything in it raises.
+    :class:`TaskFailed`, naming the experiment and the seed, when anything in it raises. A likelihood
+    task (``spec.splits``) goes to :func:`run_likelihood_task`.
     """
+    if spec.splits:
+        return run_likelihood_task(spec)
     process = tune_process(spec.threads)
     t0 = time.perf_counter()
     try:
@@ -272,3 +310,31 @@ def run_task(spec: TaskSpec, *parents: Mapping[str, Any]) -> dict[str, Any]:
         "sha256": file_sha256(path) if path is not None else None,
         "weights_sha256": weights_sha256(result.model),
     }
+
+
+def run_likelihood_task(spec: TaskSpec) -> dict[str, Any]:
+    """Estimate the likelihoods of one task's trained model on ``spec.splits``; what the summary records.
+
+    :func:`thesis_lib.likelihoods.nll_estimate` caches each estimate beside the checkpoint (full profile),
+    where the chapter finds it; in the quick profile it trains the model again and caches nothing. Raises
+    :class:`TaskFailed` like :func:`run_task`."""
+    process = tune_process(spec.threads)
+    t0 = time.perf_counter()
+    estimates: dict[str, dict[str, Any]] = {}
+    try:
+        exp = experiments.get(spec.name)
+        cfg = ChapterConfig.from_parameters(chapter=exp.chapter, profile=spec.profile, seed=spec.seed,
+                                            device=spec.device, data_dir=spec.data_dir,
+                                            checkpoint_dir=spec.checkpoint_dir)
+        tensors = experiments.load_data(exp, cfg)
+        for split in spec.splits:
+            est = likelihoods.nll_estimate(spec.name, cfg, split, tensors)
+            estimates[split] = {"nll": est["mean"][-1], "stderr": est["stderr"][-1], "k": est["ks"][-1],
+                                "images": est["images"]}
+    except Exception as err:
+        raise TaskFailed(f"{spec.name} (seed {spec.seed}), likelihoods: {type(err).__name__}: {err}",
+                         time.perf_counter() - t0) from err
+    return {"name": spec.name, "seed": spec.seed, "status": "done", "splits": list(spec.splits),
+            "likelihoods": estimates, "wall_seconds": time.perf_counter() - t0,
+            "threads": torch.get_num_threads(), "cpu": cpu_model(), "host": os.uname().nodename,
+            "pid": os.getpid(), "flush_denormal": process["flush_denormal"]}

@@ -77,7 +77,7 @@ from website import render, toc_chapter_files
 
 from thesis_lib.config import DEVICES, MALLOC_ENV
 
-PARAMETER_NAMES = ("profile", "seed", "device", "data_dir", "retrain", "figures_dir")
+PARAMETER_NAMES = ("profile", "seed", "device", "data_dir", "retrain", "figures_dir", "checkpoint_dir")
 PROFILES = ("quick", "full")
 # Only the profile is injected by default: figures_dir=None means ChapterConfig's default,
 # <repo>/book/_build/figures as an absolute path, which stays right when nbval re-runs a committed
@@ -102,7 +102,7 @@ def validate_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises :class:`UsageError` naming the parameter for an unknown name, a profile other than
     quick/full, or a value of the wrong kind (``seed`` a non-negative int, ``retrain`` a bool,
-    ``device`` one of auto/cpu/cuda, ``data_dir``/``figures_dir`` a path string or None).
+    ``device`` one of auto/cpu/cuda, ``data_dir``/``figures_dir``/``checkpoint_dir`` a path string or None).
     """
     unknown = [name for name in parameters if name not in PARAMETER_NAMES]
     if unknown:
@@ -119,7 +119,7 @@ def validate_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
         raise UsageError(f"retrain must be True or False; got {merged['retrain']!r}")
     if "device" in merged and merged["device"] not in DEVICES:
         raise UsageError(f"device must be one of {', '.join(DEVICES)}; got {merged['device']!r}")
-    for name in ("data_dir", "figures_dir"):
+    for name in ("data_dir", "figures_dir", "checkpoint_dir"):
         if name in merged and merged[name] is not None and not isinstance(merged[name], str):
             raise UsageError(f"{name} must be a path or None; got {merged[name]!r}")
     return dict(sorted(merged.items()))

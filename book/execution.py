@@ -5,6 +5,7 @@ executed notebook is cleaned of what changes on every run and written atomically
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import importlib.metadata
@@ -173,10 +174,23 @@ def failed_dir_for(output_dir: Path) -> Path:
     return FAILED_DIR if output_dir == DEFAULT_OUTPUT_DIR.resolve() else output_dir / "_failed"
 
 
+def declared_parameters(nb: Any) -> set[str]:
+    """The names assigned in the notebook's cell tagged ``parameters`` (papermill's convention)."""
+    names: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
 def execute_chapter(number: str, source: Path, output: Path, parameters: Mapping[str, Any],
                     digest: str) -> None:
     """Execute one chapter with papermill and write it atomically to ``output``.
 
+    A parameter that the chapter's parameters cell does not declare is refused before anything runs.
     On failure the previous ``output`` is untouched, the failed run is kept (see
     :func:`failed_dir_for`) and a :class:`BuildError` names the chapter, the cell and its line in the
     source.
@@ -188,6 +202,12 @@ def execute_chapter(number: str, source: Path, output: Path, parameters: Mapping
 
     text = source.read_text(encoding="utf-8")
     nb = read_source(source)
+    declared = declared_parameters(nb)
+    unknown = sorted(set(parameters) - declared)
+    if unknown:  # papermill would only warn, and the chapter would run without them
+        raise BuildError(f"chapter {number} declares no parameter {', '.join(map(repr, unknown))} in its "
+                         f"parameters cell (it has {', '.join(sorted(declared)) or 'none'}); "
+                         f"{output.name} was left as it was")
     with tempfile.TemporaryDirectory(prefix=f"book-{number}-") as tmp:
         converted = Path(tmp) / f"{source.stem}.ipynb"
         executed = Path(tmp) / f"{source.stem}.executed.ipynb"

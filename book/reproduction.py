@@ -102,7 +102,9 @@ def execute(runs: Path, summary: Mapping[str, Any], chapters: Mapping[str, Path]
     ensure_kernel()
     results: dict[tuple[int, str], Any] = {}
     for seed, folder in checkpoint_dirs(summary).items():
-        parameters = {"profile": summary["profile"], "seed": seed, "checkpoint_dir": str(folder)}
+        # the seed's checkpoints; its figures beside them, not over the book's
+        parameters = {"profile": summary["profile"], "seed": seed, "checkpoint_dir": str(folder),
+                      "figures_dir": str(runs / f"seed{seed}" / "figures")}
         for number, source in chapters.items():
             output = runs / f"seed{seed}" / "chapters" / f"{source.stem}.ipynb"
             output.parent.mkdir(parents=True, exist_ok=True)

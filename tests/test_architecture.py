@@ -9,7 +9,8 @@ itself and the layers below:
 - mathematics: what the thesis defines and states (activations, networks, risk, optimisers, image
   operators, losses, divergences, autoencoders, PCA, VAE, metrics);
 - machinery: what trains, stores and publishes (data, models, training, checkpoints, runs,
-  experiments, process, provenance, the plotting modules, chapter, comparisons, tasks, reproduce).
+  experiments, process, provenance, the plotting modules, chapter, comparisons, likelihoods, tasks,
+  reproduce and its report, seeds).
 """
 
 from __future__ import annotations

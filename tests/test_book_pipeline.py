@@ -433,6 +433,39 @@ def test_execute_a_tiny_chapter_then_fail_it_without_losing_the_old_notebook(tmp
     assert any(o.get("ename") == "ZeroDivisionError" for c in kept.cells for o in c.get("outputs", []))
 
 
+def test_a_parameter_the_chapter_does_not_declare_is_refused_before_it_runs(tmp_path: Path) -> None:
+    """papermill only warns about it, and the chapter would run as if it had not been given (the
+    reproduction's chapters once loaded the committed checkpoints instead of the reproduced ones)."""
+    src, out = tmp_path / "notebooks", tmp_path / "chapters"
+    src.mkdir()
+    (src / "01_tiny.md").write_text(chapter_text("print(seed)"))
+    done = run_cli("--notebooks-dir", str(src), "--output-dir", str(out), "--no-render", "-p", "checkpoint_dir",
+                   str(tmp_path))
+    assert done.returncode == 1
+    assert "chapter 01 declares no parameter 'checkpoint_dir' in its parameters cell (it has profile, seed)" \
+        in done.stderr, done.stderr
+    assert not (out / "01_tiny.ipynb").exists() and not (out / "_failed").exists()  # nothing ran
+
+
+def test_every_chapter_declares_every_parameter_and_passes_it_to_start_chapter(build: Any) -> None:
+    import ast
+
+    from execution import declared_parameters
+    from sources import read_source
+
+    for source in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md")):
+        nb = read_source(source)
+        assert declared_parameters(nb) == set(build.PARAMETER_NAMES), source.name
+        calls = [node for cell in nb.cells if cell.cell_type == "code"
+                 for node in ast.walk(ast.parse("\n".join(ln for ln in cell.source.splitlines()
+                                                          if not ln.startswith("%"))))
+                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "start_chapter"]
+        assert len(calls) == 1, source.name
+        passed = {kw.arg: kw.value.id for kw in calls[0].keywords if isinstance(kw.value, ast.Name)}
+        assert {n: passed.get(n) for n in build.PARAMETER_NAMES} == {n: n for n in build.PARAMETER_NAMES}, \
+            source.name
+
+
 # ------------------------------------------------------------------------------------------------
 # nbval: a stored number is a regression test
 # ------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ results, committed beside reproduced; failed checks named) and its refusals."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -72,6 +73,21 @@ def test_checkpoint_folders_follow_the_records(tmp_path):
     summary = {"out": str(tmp_path), "seeds": [0, 1], "tasks": {
         "a-seed0": {"seed": 0, "checkpoint": "/repo/checkpoints/a.pt"}, "a-seed1": {"seed": 1, "checkpoint": None}}}
     assert reproduction.checkpoint_dirs(summary) == {0: Path("/repo/checkpoints"), 1: tmp_path / "seed1"}
+
+
+def test_each_seed_runs_its_chapters_on_its_own_checkpoints_with_its_figures_beside_them(tmp_path, monkeypatch):
+    calls = []
+    for key in reproduction.MALLOC_ENV:  # execute() sets them for the kernels; restored after the test
+        monkeypatch.setenv(key, os.environ.get(key, ""))
+    monkeypatch.setattr(reproduction, "ensure_kernel", lambda: None)
+    monkeypatch.setattr(reproduction, "execute_chapter",
+                        lambda number, source, output, parameters, digest: calls.append((number, output, parameters)))
+    summary = {"out": str(tmp_path), "seeds": [0, 2], "profile": "full", "tasks": {}}
+    chapters = {"04": ROOT / "notebooks" / "04_autoencoders.md"}
+    results = reproduction.execute(tmp_path, summary, chapters)
+    assert results == {(s, "04"): tmp_path / f"seed{s}" / "chapters" / "04_autoencoders.ipynb" for s in (0, 2)}
+    assert [c[2] for c in calls] == [{"profile": "full", "seed": s, "checkpoint_dir": str(tmp_path / f"seed{s}"),
+                                      "figures_dir": str(tmp_path / f"seed{s}" / "figures")} for s in (0, 2)]
 
 
 def test_a_folder_without_a_summary_is_refused(tmp_path, capsys):

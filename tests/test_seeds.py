@@ -1,0 +1,66 @@
+"""Results over seeds (thesis_lib.seeds): the spread checked against numpy, the file read back, the
+table, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from thesis_lib import seeds
+from thesis_lib.files import READS_LOG_ENV
+
+
+def test_spread_is_numpy_mean_sample_sd_and_range():
+    values = {0: 0.01712, 1: 0.01698, 2: 0.01741}
+    s = seeds.spread(values)
+    xs = np.array(list(values.values()))
+    assert s.n == 3 and s.mean == pytest.approx(xs.mean(), rel=1e-14)
+    assert s.sd == pytest.approx(xs.std(ddof=1), rel=1e-12)  # the sample standard deviation
+    assert (s.low, s.high) == (xs.min(), xs.max())
+    one = seeds.spread([5.0])
+    assert one.n == 1 and one.mean == 5.0 and math.isnan(one.sd)
+    with pytest.raises(ValueError, match="values must hold at least one"):
+        seeds.spread([])
+
+
+def _write(path, results):
+    path.write_text(json.dumps({"profile": "full", "seeds": ["0", "1"], "results": results,
+                                "weights_sha256": {"ae_thesis": {"0": "ab" * 32}}}))
+    return path
+
+
+def test_load_keeps_the_recorded_results_by_seed_and_records_the_read(tmp_path, monkeypatch):
+    log = tmp_path / "reads.txt"
+    monkeypatch.setenv(READS_LOG_ENV, str(log))
+    path = _write(tmp_path / "seeds.json", {"seeds_mse": {"0": 0.5, "1": 0.25}, "ch4_other_glue": {"0": 3.0},
+                                            "seeds_label": {"0": 2}})
+    assert seeds.load(path) == {"mse": {0: 0.5, 1: 0.25}, "label": {0: 2.0}}
+    assert str(path) in log.read_text()
+    with pytest.raises(FileNotFoundError, match="make reproduce"):
+        seeds.load(tmp_path / "absent.json")
+
+
+def test_the_table_gives_mean_sd_range_and_each_seed():
+    results = {"a": {0: 1.0, 1: 3.0}, "b": {0: 2.0}}
+    text = seeds.table(results, [("first", "a"), ("second", "b")], digits=2)
+    head, first, second = text.splitlines()
+    assert head.split() == ["mean", "±", "sd", "min", "max", "n", "seed", "0", "seed", "1"]
+    assert first.split() == ["first", "2.00", "±", f"{math.sqrt(2):.2f}", "1.00", "3.00", "2", "1.00", "3.00"]
+    assert second.split() == ["second", "2.00", "±", "n/a", "2.00", "2.00", "1", "2.00"]  # seed 1 missing
+    assert seeds.table(results, [("a", "a")], digits=1, scale=10).splitlines()[1].split()[1] == "20.0"
+    with pytest.raises(KeyError, match="does not hold: c"):
+        seeds.table(results, [("c", "c")])
+
+
+def test_record_glues_under_the_prefix_and_refuses_a_bad_name(monkeypatch):
+    import myst_nb
+
+    glued = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.append((name, value, display)))
+    seeds.record("ae_test_mse", np.float32(0.5))
+    assert glued == [("seeds_ae_test_mse", 0.5, False)] and type(glued[0][1]) is float
+    with pytest.raises(ValueError, match="name must be a Python identifier"):
+        seeds.record("test mse", 1.0)

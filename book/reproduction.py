@@ -59,10 +59,24 @@ def glued(nb: Any) -> dict[str, str]:
     for cell in nb.cells:
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             meta = out.get("metadata", {}).get("scrapbook")
-            if meta:
-                text = out.get("data", {}).get("text/plain", "")
+            if meta:  # myst-nb stores the value under its prefix: application/papermill.record/text/plain
+                data = out.get("data", {})
+                text = data.get(meta.get("mime_prefix", "") + "text/plain", data.get("text/plain", ""))
                 found[meta["name"]] = "".join(text) if isinstance(text, list) else text
     return found
+
+
+SCALAR_REPR = re.compile(r"^(?:np\.\w+\()?(?P<number>[^()]+?)\)?$")  # 0.5, np.float64(0.5), np.int64(3)
+
+
+def glued_value(text: str) -> float | str:
+    """A glued value's text as a number where it is one (numpy scalars print as ``np.float64(0.5)``),
+    else the text without its quotes."""
+    match = SCALAR_REPR.match(text.strip())
+    try:
+        return float(match["number"]) if match else float(text)
+    except ValueError:
+        return text.strip("'\"")
 
 
 def _relative(new: float, old: float) -> float:
@@ -178,11 +192,7 @@ def seed_results(results: Mapping[tuple[int, str], Any], summary: Mapping[str, A
     for (seed, _), result in sorted(results.items()):
         if isinstance(result, Path):
             for key, text in glued(nbformat.read(result, as_version=4)).items():
-                try:
-                    value: float | str = float(text)
-                except ValueError:
-                    value = text.strip("'\"")
-                values.setdefault(key, {})[str(seed)] = value
+                values.setdefault(key, {})[str(seed)] = glued_value(text)
     weights: dict[str, dict[str, str]] = {}
     for rec in summary["tasks"].values():
         if rec.get("weights_sha256"):

@@ -21,8 +21,10 @@ def _nb(mse: str, auc: str, glued_value: str) -> nbformat.NotebookNode:
         new_output("stream", name="stdout", text=f"test MSE {mse}\nAUC {auc} for digit 0\n")])
     unchecked = new_code_cell("print(time)", outputs=[new_output("stream", name="stdout", text="12.3 s\n")])
     asserts = new_code_cell("assert mse < 1", metadata={"tags": ["hide-input"]})
+    prefix = "application/papermill.record/"  # as myst-nb's glue stores a value
     glue = new_code_cell("glue('ch4_mse', mse)", outputs=[new_output(
-        "display_data", data={"text/plain": glued_value}, metadata={"scrapbook": {"name": "ch4_mse"}})])
+        "display_data", data={prefix + "text/plain": glued_value},
+        metadata={"scrapbook": {"mime_prefix": prefix, "name": "ch4_mse"}})])
     return new_notebook(cells=[checked, unchecked, asserts, glue])
 
 
@@ -99,7 +101,7 @@ def test_a_folder_without_a_summary_is_refused(tmp_path, capsys):
 
 def test_seed_results_keep_each_glued_value_by_seed_with_the_weights_it_came_from(tmp_path):
     nbformat.write(_nb("0.0123", "0.91", "0.0123"), tmp_path / "s0.ipynb")
-    nbformat.write(_nb("0.0125", "0.91", "0.0125"), tmp_path / "s1.ipynb")
+    nbformat.write(_nb("0.0125", "0.91", "np.float64(0.0125)"), tmp_path / "s1.ipynb")  # a numpy scalar
     results = {(0, "04"): tmp_path / "s0.ipynb", (1, "04"): tmp_path / "s1.ipynb", (2, "04"): "failed"}
     summary = {"profile": "full", "tasks": {"a-seed0": {"name": "a", "seed": 0, "weights_sha256": "ab"},
                                             "a-seed1": {"name": "a", "seed": 1, "weights_sha256": "cd"},
@@ -107,3 +109,10 @@ def test_seed_results_keep_each_glued_value_by_seed_with_the_weights_it_came_fro
     out = reproduction.seed_results(results, summary)
     assert out["results"] == {"ch4_mse": {"0": 0.0123, "1": 0.0125}}  # seed 2 failed a check: no values
     assert out["weights_sha256"] == {"a": {"0": "ab", "1": "cd"}} and out["seeds"] == ["0", "1", "2"]
+
+
+def test_glued_values_are_numbers_where_they_are_numbers():
+    assert reproduction.glued_value("0.5") == 0.5 and reproduction.glued_value("np.float64(-1.5e-3)") == -1.5e-3
+    assert reproduction.glued_value("np.int64(16)") == 16.0 and reproduction.glued_value("790") == 790.0
+    assert reproduction.glued_value("'iwae_nll_long'") == "iwae_nll_long"
+    assert reproduction.glued_value("(1, 2)") == "(1, 2)"

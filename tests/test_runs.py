@@ -77,3 +77,15 @@ def test_a_warm_start_from_weights_fitted_on_other_images_is_refused(tmp_path):
                       init=parent, progress=False)
     same = train_or_load(SPEC, TrainConfig(epochs=1, batch_size=32, lr=1e-2), x, x_test, init=parent, progress=False)
     assert same.trained
+
+
+def test_split_training_excludes_then_limits_then_holds_out_the_last_rows():
+    x = torch.arange(40, dtype=torch.float32)[:, None]
+    y = torch.arange(40) % 10
+    config = TrainConfig(exclude_class=3, train_limit=20, validation=5)
+    x_fit, y_fit, x_val, y_val = runs.split_training(config, x, y)
+    kept = [i for i in range(40) if i % 10 != 3][:20]  # by hand: no 3s, the first 20, the last 5 held out
+    assert x_fit[:, 0].tolist() == kept[:15] and x_val[:, 0].tolist() == kept[15:]
+    assert y_fit.tolist() == [i % 10 for i in kept[:15]] and y_val.tolist() == [i % 10 for i in kept[15:]]
+    everything = runs.split_training(TrainConfig(), x, y)
+    assert torch.equal(everything[0], x) and everything[2] is None

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from thesis_lib import data, experiments, metrics
+from thesis_lib import data, experiments, metrics, runs
 from thesis_lib.checkpoints import file_sha256
 from thesis_lib.config import ChapterConfig
 from thesis_lib.files import atomic_write_text, record_read
@@ -112,9 +112,7 @@ def split_images(name: str, cfg: ChapterConfig, split: str, tensors: dict[str, t
     config = exp.config(cfg.profile, cfg.seed)
     if split == "validation" and not config.validation:
         raise ValueError(f"split must be 'test' or 'train' for {name}: it holds out no validation images")
-    x, y = data.subset(tensors["x_train"], tensors["y_train"], exclude_class=config.exclude_class,
-                       limit=config.train_limit)
-    x_fit, _, x_val, _ = data.split_validation(x, y, config.validation)
+    x_fit, _, x_val, _ = runs.split_training(config, tensors["x_train"], tensors["y_train"])
     chosen = x_val if split == "validation" else x_fit[:TRAIN_IMAGES]
     return data.binarize(chosen[:limit], seed=BINARIZE_SEED[split])
 

@@ -140,6 +140,15 @@ class _Saver:
         return out
 
 
+def split_training(config: TrainConfig, x: torch.Tensor, y: torch.Tensor | None):
+    """The training images a run of ``config`` fits and those it holds out for validation:
+    :func:`~thesis_lib.data.subset` (``exclude_class``, ``train_limit``), then
+    :func:`~thesis_lib.data.split_validation` (the last ``validation`` rows). Returns
+    ``(x_fit, y_fit, x_val, y_val)``; the likelihoods and the chapters carve the same images this way."""
+    x, y = subset(x, y, exclude_class=config.exclude_class, limit=config.train_limit)
+    return split_validation(x, y, config.validation)
+
+
 def train_or_load(
     spec: ModelSpec, config: TrainConfig, x_train: Tensor, x_test: Tensor | None = None, *,
     path: str | os.PathLike | None = None, retrain: bool = False, device: str = "cpu",
@@ -178,8 +187,7 @@ def train_or_load(
         torch.set_rng_state(ckpt["rng_state"])
     elif init_weights is not None:
         model.load_state_dict(init_weights)
-    x_train, y_train = subset(x_train, y_train, exclude_class=config.exclude_class, limit=config.train_limit)
-    x_train, y_train, x_val, y_val = split_validation(x_train, y_train, config.validation)
+    x_train, y_train, x_val, y_val = split_training(config, x_train, y_train)
     final_test = None
     if config.validation and x_test is not None:
         def final_test() -> float:

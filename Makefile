@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export THESIS_DATA_DIR := $(DATA_DIR)
 
-.PHONY: setup data book chapter test lint lock unit nbval quick-chapters browser check-sources benchmark clean help reproduce pdf
+.PHONY: setup data book chapter test lint lock unit nbval quick-chapters browser check-sources benchmark clean help reproduce pdf gpu-data
 
 help:
 	@echo "make book       build the book (set-up, data, execute changed chapters, render HTML)"
@@ -92,6 +92,13 @@ test: lint unit nbval quick-chapters browser
 benchmark: data
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/train_speed.py --epochs 2 --models "thesis AE" --load 1 --output benchmarks/RESULTS_load.md
+
+# MNIST for the GPU machine (benchmarks/gpu.sh), which reaches no package index: the four IDX files
+# gzipped into .gpu/ (about 11 MB, ignored by git; name .gpu in the device call's carry).
+MNIST_FILES := train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte
+gpu-data: data
+	@mkdir -p .gpu
+	for f in $(MNIST_FILES); do gzip -9 -n -c "$(DATA_DIR)/MNIST/raw/$$f" > .gpu/$$f.gz.tmp && mv .gpu/$$f.gz.tmp .gpu/$$f.gz; done
 
 # Retrain every experiment as a Dask task graph into $(REPRODUCTION) (README: "Reproducing every result"),
 # e.g. ARGS="--seeds 0 1 2", then execute chapters 4 and 5 against what it trained and compare them with the

@@ -115,10 +115,15 @@ print(json.dumps({"before": before, "flushed": flushed_fraction()}))
 
 def test_tune_process_sets_threads_and_reports_the_allocator():
     out = _run("""
+import torch
+torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
 from thesis_lib.process import tune_process
-print(json.dumps(tune_process(1)))
+out = tune_process(1)
+out["flags"] = [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32]
+print(json.dumps(out))
 """)
     assert out["threads"] == 1 and out["malloc"] is False
+    assert out["tf32"] is False and out["flags"] == [False, False]  # full fp32 on a GPU as on the CPU
     assert out["flush_denormal"] in (True, False)  # False only on a CPU that cannot flush
     with pytest.raises(ValueError, match="threads must be a positive integer, 0"):
         tune_process(-1)

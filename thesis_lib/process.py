@@ -64,14 +64,20 @@ def tune_process(threads: int | None = None) -> dict[str, object]:
     Flushes subnormal floats to zero on the calling thread, which torch's worker threads inherit
     when they are created (so call it before torch's first parallel operation: at the top of a
     script or a notebook), and sets torch's thread count to ``threads`` (``None``: keep torch's
-    choice; ``0``: :func:`choose_threads`). Whether :data:`MALLOC_ENV` is in effect is reported, not
+    choice; ``0``: :func:`choose_threads`), and keeps TF32 off for matrix products and convolutions on a
+    GPU. Whether :data:`MALLOC_ENV` is in effect is reported, not
     changed: it must come from the environment the process started with (:func:`malloc_environment`).
     """
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
             raise ValueError(f"threads must be a positive integer, 0 (the free CPUs) or None; got {threads!r}")
         torch.set_num_threads(threads or choose_threads())
+    # full fp32 on a GPU too: cuDNN's convolutions would otherwise round their inputs to TF32's 10-bit
+    # mantissa, and a GPU run would no longer agree with a CPU run to float tolerance
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     return {
+        "tf32": False,
         "flush_denormal": torch.set_flush_denormal(True),
         "threads": torch.get_num_threads(),
         "malloc": malloc_configured(),

@@ -28,7 +28,8 @@ def format_plan(plan: Sequence[tasks.Task], workers: int | None, out: Path) -> s
     lines = [f"{len(plan)} tasks, {profile} profile, into {out}", "",
              f"{'#':>3}  {'task':<{width}} {'epochs':>6} {'estimate':>10}  after"]
     for i, task in enumerate(plan, 1):
-        after = ", ".join(task.parents) + (" (no committed checkpoint: a guess)" if task.guessed else "")
+        after = ", ".join(task.parents) + (" (no committed checkpoint: a guess)" if task.guessed else "") + \
+            (f" (scaled from {task.estimated_from}'s time per epoch)" if task.estimated_from else "")
         epochs = "" if task.spec.splits else task.epochs  # a likelihood task trains nothing
         lines.append(f"{i:>3}  {task.key:<{width}} {epochs:>6} {minutes(task.estimate):>10}  {after.strip()}".rstrip())
     total, chain = sum(t.estimate for t in plan), tasks.critical_path(plan)

@@ -82,6 +82,7 @@ class Task:
     parents: tuple[str, ...] = ()  # keys of the tasks that must finish first
     committed: dict[str, Any] = field(default_factory=dict)  # the committed checkpoint's epoch and provenance
     guessed: bool = False  # no committed checkpoint to estimate from
+    estimated_from: str = ""  # no committed checkpoint of its own: the experiment whose time was scaled
 
     @property
     def key(self) -> str:
@@ -165,22 +166,38 @@ def build_plan(names: Sequence[str], seeds: Sequence[int], profile: str, out: Pa
         raise ValueError(f"--profile must be one of {', '.join(PROFILES)}; got {profile!r}")
     names = with_ancestors(names, registry)
     records = {n: committed_record(n, committed_dir) for n in names}
+    siblings = {n: _sibling(n, committed_dir, registry) for n in names if not records[n]}
     plan = []
     for seed in seeds:
         for name in _topological(names, registry):
             exp = registry[name]
             epochs = exp.config(profile, seed).epochs
-            estimate, guessed = estimate_seconds(epochs, profile, records[name])
+            estimate, guessed = estimate_seconds(epochs, profile, records[name] or siblings[name][1])
             spec = TaskSpec(name, seed, profile, str(out.resolve() / f"seed{seed}"), str(data_dir.resolve()),
                             checkpoint_every=checkpoint_every)
             parents = (task_key(exp.init_from, seed),) if exp.init_from else ()
-            plan.append(Task(spec, epochs, estimate, parents, records[name], guessed))
+            plan.append(Task(spec, epochs, estimate, parents, records[name], guessed,
+                             "" if records[name] or profile == "quick" else siblings[name][0]))
             if exp.likelihoods:
                 seconds = QUICK_TASK_SECONDS if profile == "quick" else \
                     sum(LIKELIHOOD_SECONDS[s] for s in exp.likelihoods)
                 plan.append(Task(replace(spec, splits=exp.likelihoods), 0, seconds, (spec.key,),
                                  committed_likelihoods(name, committed_dir)))
     return plan
+
+
+def _sibling(name: str, committed_dir: Path, registry: Mapping[str, Experiment]) -> tuple[str, dict[str, Any]]:
+    """For an experiment without a committed checkpoint, another one with a committed checkpoint that
+    trains the same model on the same data with the same batch size (``("", {})`` if none): its time per
+    epoch is the estimate's best guess (Algorithm 2's 10,000-epoch run from its 1000-epoch run)."""
+    exp = registry[name]
+    for other in registry.values():
+        if other.name != name and (other.spec, other.data, other.full.batch_size) == \
+                (exp.spec, exp.data, exp.full.batch_size):
+            found = committed_record(other.name, committed_dir)
+            if found:
+                return other.name, found
+    return "", {}
 
 
 def _topological(names: Sequence[str], registry: Mapping[str, Experiment]) -> list[str]:

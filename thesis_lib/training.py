@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from thesis_lib import optimizers
 from thesis_lib.config import LOSSES, OPTIMIZERS
+from thesis_lib.cuda_graphs import CapturedSteps, capturable
 from thesis_lib.losses import reconstruction_objective
 from thesis_lib.networks import eval_mode
 from thesis_lib.validation import check_choice, check_nonnegative_int, check_positive_float, check_positive_int
@@ -126,6 +127,7 @@ def fit(
     *, epochs: int, batch_size: int, seed: int = 0, start_epoch: int = 0, history: History | None = None,
     progress: bool = True, eval_every: int = 1, scheduler: Any = None,
     on_epoch_end: Callable[[int, History], None] | None = None, held_out: str = "test_loss",
+    cuda_graphs: bool | None = None,
 ) -> History:
     r"""Train ``model`` by minibatch optimisation of the mean of ``objective``; return the history.
 
@@ -135,7 +137,9 @@ def fit(
     held-out images are a validation split; every ``eval_every`` epochs and at the last; NaN between). A
     ``scheduler`` (a ``torch.optim.lr_scheduler``) steps after every epoch. ``on_epoch_end(epoch,
     history)`` is the single hook (checkpointing); ``epoch`` counts from 1. The data must already be on
-    the model's device.
+    the model's device. ``cuda_graphs`` (``None``: whenever the data is on a CUDA device and the
+    optimiser is one of torch's) replays each step from a CUDA graph
+    (:class:`thesis_lib.cuda_graphs.CapturedSteps`) instead of launching its kernels one by one.
 
     Thesis: Algorithm 2 (generalised to any model, objective and optimiser).
     """
@@ -147,14 +151,18 @@ def fit(
         raise ValueError("x_train must hold at least one example; got an empty tensor")
     if y_train is not None and len(y_train) != len(x_train):
         raise ValueError(f"y_train must have as many rows as x_train ({len(x_train)}); got {len(y_train)}")
+    graphed = _use_cuda_graphs(cuda_graphs, x_train, optimizer)
     history = history if history is not None else History()
     epoch_range = range(start_epoch + 1, epochs + 1)
     bar = tqdm(epoch_range, desc="epochs", unit="epoch", leave=False, disable=not progress)
     model.train()
+    steps = CapturedSteps(model, objective, optimizer, x_train, y_train, batch_size) \
+        if graphed and len(epoch_range) else None
     for epoch in bar:
         t0 = time.perf_counter()
         order = epoch_permutation(len(x_train), seed, epoch, x_train.device)
-        running = train_epoch(model, objective, optimizer, x_train, y_train, order, batch_size)
+        running = steps.epoch(order, batch_size) if steps is not None else \
+            train_epoch(model, objective, optimizer, x_train, y_train, order, batch_size)
         record = {"train_loss": float(running) / len(x_train)}  # the one host synchronisation per epoch
         record["seconds"] = time.perf_counter() - t0
         if x_test is not None:
@@ -169,6 +177,17 @@ def fit(
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
     return history
+
+
+def _use_cuda_graphs(cuda_graphs: bool | None, x: Tensor, optimizer: torch.optim.Optimizer) -> bool:
+    """Whether :func:`fit` captures its steps in CUDA graphs; ``True`` where that cannot be is refused."""
+    if cuda_graphs is not None and not isinstance(cuda_graphs, bool):
+        raise ValueError(f"cuda_graphs must be True, False or None (on a CUDA device); got {cuda_graphs!r}")
+    possible = x.device.type == "cuda" and capturable(optimizer)
+    if cuda_graphs and not possible:
+        raise ValueError(f"cuda_graphs=True needs the data on a CUDA device (got {x.device}) and one of "
+                         f"torch.optim's optimisers (got {type(optimizer).__name__})")
+    return possible if cuda_graphs is None else cuda_graphs
 
 
 def make_objective(loss: str, beta: float = 1.0, binarize: bool = False, iw_samples: int = 1) -> Objective:

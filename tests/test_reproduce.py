@@ -174,6 +174,20 @@ def test_bad_arguments_are_refused_naming_the_parameter(argv, named, capsys):
         assert "quick" in err and "full" in err
 
 
+def test_skip_leaves_experiments_out_but_not_a_warm_starts_parent(capsys):
+    args = reproduce.parse_args(["--skip", "ae_thesis_10000", "canvas_ae", "--seeds", "1", "2"])
+    assert args.only == [n for n in experiments.EXPERIMENTS if n not in ("ae_thesis_10000", "canvas_ae")]
+    assert reproduce.parse_args(["--only", "vae_standard", "ae_thesis", "--skip", "ae_thesis"]).only == \
+        ["vae_standard"]
+    for argv, message in ((["--skip", "vae_nll"], "--skip must not name an experiment that another one "
+                                                  "warm-starts from; got vae_nll"),
+                          (["--skip", "nope"], "--skip must name experiments among"),
+                          (["--only", "ae_thesis", "--skip", "ae_thesis"], "--skip leaves no experiment to run")):
+        with pytest.raises(SystemExit):
+            reproduce.parse_args(argv)
+        assert message in capsys.readouterr().err
+
+
 def test_dry_run_prints_the_whole_plan_without_importing_dask():
     script = ("import sys; from thesis_lib import reproduce; rc = reproduce.main(['--dry-run', '--workers', '2']); "
               "print('DASK', [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]); sys.exit(rc)")

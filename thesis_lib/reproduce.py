@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
                         help="these experiments (and those they warm-start from) instead of all")
+    parser.add_argument("--skip", nargs="+", default=[], metavar="NAME",
+                        help="leave these experiments out (e.g. ae_thesis_10000 for extra seeds)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default: {DEFAULT_OUT}")
     parser.add_argument("--overwrite-committed", action="store_true",
                         help="allow --out checkpoints: replace the committed checkpoints (full profile, seed 0)")
@@ -87,10 +89,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = _parser()
     args = parser.parse_args(argv)
     names = list(experiments.EXPERIMENTS)
-    if args.only is not None:
-        unknown = [n for n in args.only if n not in experiments.EXPERIMENTS]
+    for option, given in (("--only", args.only or []), ("--skip", args.skip)):
+        unknown = [n for n in given if n not in experiments.EXPERIMENTS]
         if unknown:
-            parser.error(f"--only must name experiments among {', '.join(names)}; got {', '.join(unknown)}")
+            parser.error(f"{option} must name experiments among {', '.join(names)}; got {', '.join(unknown)}")
     if any(s < 0 for s in args.seeds):
         parser.error(f"--seeds must be non-negative integers; got {args.seeds}")
     for option, value, low in (("--workers", args.workers, 1), ("--checkpoint-every", args.checkpoint_every, 1),
@@ -101,7 +103,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--workers applies to the local cluster only; the cluster at --scheduler has its own workers")
     _check_out(parser, args)
     args.seeds = list(dict.fromkeys(args.seeds))
-    args.only = list(dict.fromkeys(args.only)) if args.only else names
+    args.only = [n for n in dict.fromkeys(args.only or names) if n not in args.skip]
+    needed = [n for n in tasks.with_ancestors(args.only, experiments.EXPERIMENTS) if n in args.skip]
+    if needed:
+        parser.error(f"--skip must not name an experiment that another one warm-starts from; got {', '.join(needed)}")
+    if not args.only:
+        parser.error("--skip leaves no experiment to run")
     return args
 
 

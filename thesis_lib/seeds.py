@@ -38,8 +38,8 @@ def load(path: Path | None = None) -> dict[str, dict[int, float]]:
     recorded as read by the chapter (its SHA-256 enters the chapter's cache key)."""
     path = SEEDS_FILE if path is None else Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no results over seeds at {path}: `make reproduce ARGS=\"--seeds 0 1 2\"` "
-                                "trains the models and executes the chapters for each seed")
+        raise FileNotFoundError(f"no results over seeds at {path}: `make reproduce ARGS=\"--seeds 0 1 2 --skip "
+                                "ae_thesis_10000\"` trains the models and executes the chapters for each seed")
     record_read(path)
     raw = json.loads(path.read_text())
     return {key[len(PREFIX):]: {int(s): float(v) for s, v in by_seed.items()}

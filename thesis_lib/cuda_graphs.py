@@ -85,8 +85,12 @@ def restore(model: nn.Module, optimizer: torch.optim.Optimizer,
     for index, param in enumerate(params):
         before = opt_state["state"].get(index, {})
         for key, value in optimizer.state.get(param, {}).items():
-            if isinstance(value, Tensor):
-                value.copy_(before[key]) if key in before else value.zero_()
+            if not isinstance(value, Tensor):
+                continue
+            if key in before:
+                value.copy_(before[key])
+            else:
+                value.zero_()
 
 
 class CapturedSteps:

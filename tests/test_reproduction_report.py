@@ -3,6 +3,7 @@ results, committed beside reproduced; failed checks named) and its refusals."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from thesis_lib import experiments, seeds
+from thesis_lib.checkpoints import load_checkpoint
+from thesis_lib.models import build_model
+from thesis_lib.tasks import weights_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "book"))  # the book's scripts import the modules beside them
@@ -116,3 +122,27 @@ def test_glued_values_are_numbers_where_they_are_numbers():
     assert reproduction.glued_value("np.int64(16)") == 16.0 and reproduction.glued_value("790") == 790.0
     assert reproduction.glued_value("'iwae_nll_long'") == "iwae_nll_long"
     assert reproduction.glued_value("(1, 2)") == "(1, 2)"
+
+
+def test_the_committed_seeds_file_holds_every_recorded_result_over_three_seeds_and_seed_0_is_the_books():
+    """``reproduction/runs/seeds.json`` against the committed book: every result that chapters 4 and 5
+    record is there for at least three seeds, its seed-0 value is the one the committed chapter (executed
+    on the committed checkpoints, seed 0) recorded, and its seed-0 weights are the committed checkpoints',
+    so the tables over seeds and the chapters describe the same models."""
+    raw = json.loads(seeds.SEEDS_FILE.read_text())
+    over = seeds.load()
+    recorded = {}
+    for stem in ("04_autoencoders", "05_variational_autoencoders"):
+        nb = nbformat.read(ROOT / "book" / "chapters" / f"{stem}.ipynb", as_version=4)
+        recorded.update({key[len(seeds.PREFIX):]: reproduction.glued_value(text)
+                         for key, text in reproduction.glued(nb).items() if key.startswith(seeds.PREFIX)})
+    assert len(recorded) > 40  # both chapters recorded their headline results
+    assert raw["profile"] == "full"
+    for name, value in recorded.items():
+        assert set(over.get(name, {})) >= {0, 1, 2}, name
+        assert over[name][0] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+    assert {"ae_thesis", "vae_nll", "iwae_nll_long"} <= set(raw["weights_sha256"])
+    for name in ("vae_standard", "conv_ae"):
+        model = build_model(experiments.get(name).spec)
+        model.load_state_dict(load_checkpoint(ROOT / "checkpoints" / f"{name}.pt")["model"])
+        assert raw["weights_sha256"][name]["0"] == weights_sha256(model), name

@@ -149,3 +149,14 @@ def test_provenance_table_lists_every_experiment(tmp_path):
     assert "| 1 |" in row and "cpu" in row
     assert "| ae_thesis | (not trained)" in table
     del cfg
+
+
+def test_the_readme_shows_the_committed_checkpoints_provenance():
+    # the README's table is pasted from `python -m thesis_lib.experiments table`: it must not go stale
+    from thesis_lib.paths import REPO_ROOT, default_checkpoint_dir
+
+    if not (default_checkpoint_dir() / "ae_thesis.pt").is_file():
+        pytest.skip("no committed checkpoints")
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [row for row in experiments.provenance_table().splitlines() if row not in readme.splitlines()]
+    assert missing == [], "README.md lacks these rows of `python -m thesis_lib.experiments table`"

@@ -131,12 +131,18 @@ def test_estimates_come_from_the_committed_provenance():
     assert _plan(["linear_ae_2"], profile="quick")[0].estimate == tasks.QUICK_TASK_SECONDS
     (guess,) = _plan(["tiny_ref"], registry=TEST_EXPERIMENTS)
     assert guess.guessed and guess.estimate == tasks.UNKNOWN_SECONDS_PER_EPOCH * 4
+
+
+def test_an_experiment_without_a_checkpoint_is_estimated_from_one_of_the_same_model(tmp_path):
     # no checkpoint of its own, but one of the same model, data and batch size: its time per epoch, scaled
-    if not (default_checkpoint_dir() / "ae_thesis_10000.pt").is_file():
-        thesis = tasks.committed_record("ae_thesis", default_checkpoint_dir())
-        (long,) = _plan(["ae_thesis_10000"])
-        assert long.estimated_from == "ae_thesis" and not long.guessed and long.committed == {}
-        assert long.estimate == pytest.approx(thesis["wall_seconds"] * 10)
+    committed = default_checkpoint_dir() / "ae_thesis.pt"
+    if not committed.is_file():
+        pytest.skip("no committed checkpoint")
+    (tmp_path / "ae_thesis.pt").symlink_to(committed)
+    thesis = tasks.committed_record("ae_thesis", tmp_path)
+    (long,) = tasks.build_plan(["ae_thesis_10000"], [0], "full", tmp_path / "out", Path("data"), tmp_path)
+    assert long.estimated_from == "ae_thesis" and not long.guessed and long.committed == {}
+    assert long.estimate == pytest.approx(thesis["wall_seconds"] * 10)
 
 
 def test_wall_time_estimate_on_a_small_graph():

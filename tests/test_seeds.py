@@ -64,4 +64,3 @@ def test_record_glues_under_the_prefix_and_refuses_a_bad_name(monkeypatch):
     assert glued == [("seeds_ae_test_mse", 0.5, False)] and type(glued[0][1]) is float
     with pytest.raises(ValueError, match="name must be a Python identifier"):
         seeds.record("test mse", 1.0)
-

@@ -121,6 +121,14 @@ def test_history_round_trip_and_truncate():
     assert h2.epochs == 3 and h2.last("train_loss") == pytest.approx(1 / 3)
 
 
+def test_history_lists_the_epochs_a_sparse_metric_was_measured_at():
+    h = History()
+    for i in range(5):
+        h.append(train_loss=float(i), test_loss=float(10 * i) if i % 2 else math.nan)
+    assert h.evaluated("test_loss") == [(2, 10.0), (4, 30.0)]
+    assert h.evaluated("train_loss") == [(e, float(e - 1)) for e in range(1, 6)]
+
+
 def test_divergence_is_reported():
     x = _data()
     model = _model()

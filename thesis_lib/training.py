@@ -61,6 +61,11 @@ class History:
     def last(self, key: str) -> float:
         return self.metrics[key][-1]
 
+    def evaluated(self, key: str) -> list[tuple[int, float]]:
+        """``(epoch, value)`` for each epoch at which ``key`` was measured: a metric evaluated every few
+        epochs (``eval_every``) holds NaN in between."""
+        return [(e + 1, v) for e, v in enumerate(self.metrics[key]) if math.isfinite(v)]
+
     def to_dict(self) -> dict[str, list[float]]:
         return {k: list(v) for k, v in self.metrics.items()}
 

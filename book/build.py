@@ -75,6 +75,7 @@ from sources import (
 from thesis_index import write_index
 from website import render, toc_chapter_files
 
+from thesis_lib.cli import ArgumentParser, existing_dir, folder_target
 from thesis_lib.config import DEVICES, MALLOC_ENV
 
 PARAMETER_NAMES = ("profile", "seed", "device", "data_dir", "retrain", "figures_dir", "checkpoint_dir")
@@ -122,11 +123,35 @@ def validate_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("data_dir", "figures_dir", "checkpoint_dir"):
         if name in merged and merged[name] is not None and not isinstance(merged[name], str):
             raise UsageError(f"{name} must be a path or None; got {merged[name]!r}")
+    check_folders(merged)
     return dict(sorted(merged.items()))
 
 
+def check_folders(parameters: Mapping[str, Any]) -> None:
+    """``data_dir`` and ``checkpoint_dir`` must be existing folders (the chapters read from them), and
+    ``figures_dir`` a folder or a path where one can be made. Relative paths are relative to the repository
+    root, where the chapters run. Raises :class:`UsageError` naming the parameter."""
+    checks = {"data_dir": existing_dir, "checkpoint_dir": existing_dir, "figures_dir": folder_target}
+    for name, check in checks.items():
+        if parameters.get(name) is not None:
+            try:
+                check(name, REPO_ROOT / Path(parameters[name]).expanduser())
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+
+
+def check_device(parameters: Mapping[str, Any]) -> None:
+    """``device`` cuda needs a CUDA device that torch sees: checked here, before any kernel starts (torch is
+    imported only then)."""
+    if parameters.get("device") == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("device 'cuda' was asked for but torch sees no CUDA device; use auto or cpu")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="book/build.py",
         description="Execute the chapters (notebooks/NN_slug.md) with papermill and render the book.",
         epilog="Conventions for chapter authors: see the docstring of book/sources.py.",
@@ -214,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
         return 1 if problems else 0
 
     assert parameters is not None
+    check_device(parameters)
     if not args.no_render and output_dir != DEFAULT_OUTPUT_DIR.resolve():
         raise UsageError("--output-dir other than book/chapters cannot be rendered: add --no-render")
     problems = [f"chapter {n}: {p}" for n, s in selected.items()
@@ -241,8 +267,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         return run(args)
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: {exc} (see {parser.prog} --help)", file=sys.stderr)
         return 2
     except BuildError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)

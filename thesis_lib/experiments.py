@@ -26,6 +26,7 @@ import torch
 from thesis_lib import data
 from thesis_lib.autoencoders import THESIS_WIDTHS
 from thesis_lib.checkpoints import load_checkpoint
+from thesis_lib.cli import ArgumentParser, existing_dir, folder_to_write, usage_errors
 from thesis_lib.config import ChapterConfig, ModelSpec, TrainConfig
 from thesis_lib.paths import default_checkpoint_dir
 from thesis_lib.process import resolve_device, restart_with_malloc_settings, tune_process
@@ -238,8 +239,8 @@ def provenance_table(checkpoint_dir: Path | None = None) -> str:
     return "\n".join(rows)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m thesis_lib.experiments", description=__doc__.split("\n\n")[0])
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m thesis_lib.experiments", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
     sub.add_parser("table", help="a Markdown table of the committed checkpoints' provenance (for the README)")
@@ -247,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("names", nargs="*")
     tr.add_argument("--chapter", choices=("04", "05"))
     tr.add_argument("--retrain", action="store_true")
-    tr.add_argument("--device", default="auto")
+    tr.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     tr.add_argument("--threads", type=int, default=0,
                     help="CPU threads per process; 0 (default) picks the free CPUs (thesis_lib.process.choose_threads)")
     tr.add_argument("--checkpoint-dir", default=None, help="default: the committed checkpoints/")
@@ -279,10 +280,22 @@ def _main(argv: list[str] | None = None) -> int:
         print(provenance_table())
     else:
         names = args.names or [e.name for e in EXPERIMENTS.values() if args.chapter in (None, e.chapter)]
-        for n in names:
-            get(n)  # fail on a bad name before training anything
-        if args.threads < 0:
-            parser.error(f"--threads must be a positive integer, or 0 to pick the free CPUs; got {args.threads}")
+        with usage_errors(parser):  # every argument checked before anything is trained
+            unknown = [n for n in names if n not in EXPERIMENTS]
+            if unknown:
+                raise ValueError(f"NAME must be one of {', '.join(EXPERIMENTS)}; got {', '.join(unknown)}")
+            if args.threads < 0:
+                raise ValueError(f"--threads must be a positive integer, or 0 for the free CPUs; got {args.threads}")
+            try:
+                resolve_device(args.device)
+            except ValueError as exc:
+                raise ValueError(f"--{exc}") from None
+            if args.checkpoint_dir is not None:
+                folder_to_write("--checkpoint-dir", args.checkpoint_dir)
+            if args.log is not None:
+                existing_dir("--log's folder", Path(args.log).expanduser().parent)
+                if Path(args.log).expanduser().is_dir():
+                    raise ValueError(f"--log must be a file to append to; {args.log} is a folder")
         tune_process(args.threads)  # this command is an entry point: it sets up its own process
         _train(names, args)
     return 0

@@ -15,7 +15,6 @@ largest ``k`` are kept too, for paired comparisons of two models on the same ima
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
@@ -28,6 +27,7 @@ import torch
 
 from thesis_lib import data, experiments, metrics, runs
 from thesis_lib.checkpoints import file_sha256
+from thesis_lib.cli import ArgumentParser, existing_dir, usage_errors
 from thesis_lib.config import ChapterConfig
 from thesis_lib.files import atomic_write_text, record_read
 from thesis_lib.paths import REPO_ROOT
@@ -156,15 +156,21 @@ def pytorch_examples_runs(path: Path | None = None) -> dict[str, Any]:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m thesis_lib.likelihoods", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m thesis_lib.likelihoods", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="+", help="VAE experiments")
     parser.add_argument("--split", nargs="+", choices=SPLITS, default=["test"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-dir", default=None, help="default: the committed checkpoints")
     args = parser.parse_args(argv)
+    vaes = [n for n, e in experiments.EXPERIMENTS.items() if e.spec.kind == "vae"]
     for n in args.names:
-        if n not in experiments.EXPERIMENTS or experiments.get(n).spec.kind != "vae":
-            parser.error(f"names must be VAE experiments; {n} is not one")
+        if n not in vaes:
+            parser.error(f"NAME must be one of the VAE experiments {', '.join(vaes)}; got {n!r}")
+    if args.seed < 0:
+        parser.error(f"--seed must be a non-negative integer (0, 1, 2, ...); got {args.seed}")
+    if args.checkpoint_dir is not None:
+        with usage_errors(parser):  # the checkpoints are read from there (a missing one is trained into it)
+            existing_dir("--checkpoint-dir", args.checkpoint_dir)
     tune_process()  # this command is an entry point: it sets up its own process
     for n in args.names:
         cfg = ChapterConfig.from_parameters(chapter=experiments.get(n).chapter, seed=args.seed,

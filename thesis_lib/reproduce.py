@@ -50,7 +50,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from thesis_lib import experiments, tasks
+from thesis_lib import data, experiments, tasks
+from thesis_lib.cli import ArgumentParser, check_scheduler, existing_dir, folder_target, usage_errors
 from thesis_lib.config import MALLOC_ENV, PROFILES
 from thesis_lib.files import atomic_write_text
 from thesis_lib.paths import default_checkpoint_dir, default_data_dir
@@ -62,8 +63,8 @@ DEFAULT_OUT = Path("reproduction/runs")
 VERSIONS = ("torch", "numpy", "thesis_lib", "dask", "distributed")  # packages named in the report
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m thesis_lib.reproduce", description=__doc__.split("\n\n")[0])
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m thesis_lib.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=PROFILES, default="full")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
@@ -102,6 +103,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.scheduler is not None and args.workers is not None:
         parser.error("--workers applies to the local cluster only; the cluster at --scheduler has its own workers")
     _check_out(parser, args)
+    with usage_errors(parser):
+        folder_target("--out", args.out)
+        existing_dir("--data-dir", args.data_dir or default_data_dir())
+        if args.scheduler is not None:
+            check_scheduler("--scheduler", args.scheduler)
     args.seeds = list(dict.fromkeys(args.seeds))
     args.only = [n for n in dict.fromkeys(args.only or names) if n not in args.skip]
     needed = [n for n in tasks.with_ancestors(args.only, experiments.EXPERIMENTS) if n in args.skip]
@@ -260,7 +266,7 @@ def _client(args: argparse.Namespace, n_tasks: int) -> Iterator[tuple[Any, int, 
     if args.scheduler:
         from dask.distributed import Client
 
-        with Client(args.scheduler) as client:
+        with Client(args.scheduler, timeout="10s") as client:
             workers = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
             yield client, workers, f"scheduler {args.scheduler}"
         return
@@ -307,6 +313,11 @@ def main(argv: Sequence[str] | None = None, task_fn: TaskFn | None = None) -> in
     if args.dry_run:
         return 0
     args.out = args.out.expanduser()
+    problems = data.verify(data_dir, "mnist", full=True)  # once, every byte: the tasks trust the cheap verdicts
+    if problems:
+        print("error: " + "; ".join(problems) + f"; run `python -m thesis_lib.data fetch --data-dir {data_dir}`",
+              file=sys.stderr)
+        return 1
     records = run(args, plan, task_fn)
     bad = {k: r for k, r in records.items() if r["status"] != "done"}
     done = len(records) - len(bad)

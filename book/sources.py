@@ -50,6 +50,19 @@ as the last line of a cell.
     from thesis_lib.provenance import environment_table
     environment_table(cfg)
 
+*Numbers that nbval compares* (cells tagged ``nbval-check-output``) must print the same on every CPU:
+the committed outputs were made on one machine, and a reader's CPU may run other kernels (another vendor,
+another vector width, another BLAS path). ``make test`` re-runs nbval under a second set of kernels
+(``make nbval-kernels``) to find a cell that breaks this rule. So:
+
+- a number at rounding level (an error, a residual, a difference from an oracle or a closed form) prints
+  as the bound it keeps, ``thesis_lib.chapter.format_error(err)`` (``< 1e-12``), or not at all: the
+  cell's ``assert`` holds it;
+- every other number prints with no more digits than the tolerance the chapter states or asserts for it
+  (a loss asserted to 1e-3 prints with three decimals, not six);
+- where the value itself is the subject (a float32 error that IEEE arithmetic fixes), print what the
+  text claims of it (``within 2^-24``), not its last digits.
+
 *Thesis items.* Numbered items of the thesis are sphinx-proof blocks that keep the thesis's own
 number: always ``:nonumber:``, the number first in the title, then the name in parentheses::
 

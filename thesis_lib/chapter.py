@@ -43,3 +43,12 @@ def start_chapter(chapter: str, *, threads: int | None = None, **parameters: Any
     cfg = ChapterConfig.from_parameters(chapter=chapter, **parameters)
     device = resolve_device(cfg.device)
     return Chapter(cfg, device, tune_process(threads))
+
+
+def format_error(value: float, floor: float = 1e-12, spec: str = ".2e") -> str:
+    """``value`` formatted with ``spec``, or ``< floor`` (for example ``< 1e-12``) when it is below ``floor``.
+
+    How a chapter prints a number at rounding level (an error, a residual, a difference from an oracle): its
+    digits depend on which kernels the CPU runs, so what a regression test compares is the bound it keeps.
+    """
+    return f"< {floor:g}" if abs(value) < floor else format(value, spec)

@@ -46,7 +46,7 @@ $(FASHION):
 setup: $(STAMP) $(CHROMIUM) $(FASHION)
 
 data: setup
-	$(PY) -m thesis_lib.data fetch --fashion --data-dir "$(DATA_DIR)"
+	$(PY) -m thesis_lib.runtime.data fetch --fashion --data-dir "$(DATA_DIR)"
 
 book: data
 	$(PY) book/build.py
@@ -114,8 +114,8 @@ gpu-data: data
 # the line even under make's -n, and passes --dry-run on to the command.
 REPRODUCTION ?= reproduction/runs
 reproduce: $(STAMP)
-	$(PY) -m thesis_lib.data fetch --data-dir "$(DATA_DIR)"
-	+$(PY) -m thesis_lib.reproduce --out "$(REPRODUCTION)" $(if $(findstring n,$(firstword -$(MAKEFLAGS))),--dry-run) $(ARGS)
+	$(PY) -m thesis_lib.runtime.data fetch --data-dir "$(DATA_DIR)"
+	+$(PY) -m thesis_lib.reproduction.reproduce --out "$(REPRODUCTION)" $(if $(findstring n,$(firstword -$(MAKEFLAGS))),--dry-run) $(ARGS)
 	$(PY) book/reproduction.py --runs "$(REPRODUCTION)"
 
 clean:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from loops import Case, bare_steps
-from thesis_lib.training import epoch_permutation, make_objective, make_optimizer
+from thesis_lib.runtime.training import epoch_permutation, make_objective, make_optimizer
 
 GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::mkldnn_convolution", "aten::convolution_backward")
 

@@ -6,11 +6,11 @@ r"""The training loop on a GPU: per-epoch times against a DataLoader loop, and A
 In one process, on one device, it times
 
 - for the thesis's autoencoder (batch 512, Adam 3e-4, MSE) and the standard VAE (batch 128, Adam 1e-3,
-  ELBO): seconds per epoch of :func:`thesis_lib.training.fit` (the training set resident on the device,
+  ELBO): seconds per epoch of :func:`thesis_lib.runtime.training.fit` (the training set resident on the device,
   each step replayed from a CUDA graph) and of the loop a user would write (``torchvision``'s MNIST with
   ``ToTensor``, a shuffling ``DataLoader``, each batch copied to the device, ``torch.optim.Adam``), the
   median over ``--epochs`` epochs after a warm-up epoch, and their ratio;
-- Algorithm 2 end to end: the ``ae_thesis`` experiment's recipe through :func:`thesis_lib.runs.train_or_load`
+- Algorithm 2 end to end: the ``ae_thesis`` experiment's recipe through :func:`thesis_lib.runtime.runs.train_or_load`
   (the path the chapters use: data on the device, evaluation on the test set every tenth epoch, a
   checkpoint every 50 epochs) for ``--algorithm2-epochs`` epochs (1000 by default), with its wall time and
   final losses beside those of the committed CPU checkpoint;
@@ -18,7 +18,7 @@ In one process, on one device, it times
   written to ``DIR`` for the repository.
 
 It writes a Markdown table (``--output``; ``-`` prints it only). TF32 stays off
-(:func:`thesis_lib.process.tune_process`), so the GPU computes in full fp32 as the CPU does.
+(:func:`thesis_lib.runtime.process.tune_process`), so the GPU computes in full fp32 as the CPU does.
 """
 
 from __future__ import annotations
@@ -40,15 +40,16 @@ sys.path.insert(0, str(HERE))  # the benchmark's own modules beside it
 
 from pytorch_examples_vae import loss_function  # noqa: E402  (the recipe's loss, defined once)
 
-from thesis_lib import data, experiments  # noqa: E402
-from thesis_lib.checkpoints import load_checkpoint  # noqa: E402
-from thesis_lib.config import ModelSpec  # noqa: E402
-from thesis_lib.files import atomic_write_text  # noqa: E402
-from thesis_lib.models import build_model  # noqa: E402
-from thesis_lib.paths import default_checkpoint_dir, default_data_dir  # noqa: E402
-from thesis_lib.process import tune_process  # noqa: E402
-from thesis_lib.runs import train_or_load  # noqa: E402
-from thesis_lib.training import fit, make_objective, make_optimizer  # noqa: E402
+from thesis_lib.runtime import data  # noqa: E402
+from thesis_lib.reproduction import experiments  # noqa: E402
+from thesis_lib.runtime.checkpoints import load_checkpoint  # noqa: E402
+from thesis_lib.ground.config import ModelSpec  # noqa: E402
+from thesis_lib.ground.files import atomic_write_text  # noqa: E402
+from thesis_lib.runtime.models import build_model  # noqa: E402
+from thesis_lib.ground.paths import default_checkpoint_dir, default_data_dir  # noqa: E402
+from thesis_lib.runtime.process import tune_process  # noqa: E402
+from thesis_lib.runtime.runs import train_or_load  # noqa: E402
+from thesis_lib.runtime.training import fit, make_objective, make_optimizer  # noqa: E402
 
 CASES = {  # name -> (model, batch size, learning rate, loss)
     "thesis AE 784-128-64-12-3": (ModelSpec("fc_autoencoder", {"widths": [784, 128, 64, 12, 3]}), 512, 3e-4, "mse"),

@@ -16,8 +16,8 @@ from torch import nn
 
 from pytorch_examples_vae import loss_function  # the recipe's loss, defined once
 
-from thesis_lib.config import ModelSpec
-from thesis_lib.training import epoch_permutation, fit, make_objective, make_optimizer
+from thesis_lib.ground.config import ModelSpec
+from thesis_lib.runtime.training import epoch_permutation, fit, make_objective, make_optimizer
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def handwritten_runner(case: Case, model: nn.Module, x: torch.Tensor) -> Callabl
 
 
 def library_runner(case: Case, model: nn.Module, x: torch.Tensor) -> Callable[[], float]:
-    """:func:`thesis_lib.training.fit`, one epoch per call (``start_epoch`` carries on the batch order)."""
+    """:func:`thesis_lib.runtime.training.fit`, one epoch per call (``start_epoch`` carries on the batch order)."""
     opt = make_optimizer("adam", model.parameters(), lr=case.lr)
     objective = make_objective(case.loss)
     done = 0

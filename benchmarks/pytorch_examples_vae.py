@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thesis_lib.files import atomic_write_text
-from thesis_lib.paths import default_data_dir
-from thesis_lib.process import tune_process
-from thesis_lib.provenance import cpu_model
+from thesis_lib.ground.files import atomic_write_text
+from thesis_lib.ground.paths import default_data_dir
+from thesis_lib.runtime.process import tune_process
+from thesis_lib.runtime.provenance import cpu_model
 
 OUT = Path(__file__).resolve().parent / "pytorch_examples_vae.json"
 EPOCHS, BATCH, LR = 10, 128, 1e-3

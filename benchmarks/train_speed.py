@@ -8,12 +8,12 @@ on the same MNIST files:
 - ``bare``: the whole training set as one tensor, a random permutation cut into batches, forward,
   backward and step with nothing else, in the same process as ``fit``: the floor a training loop can
   reach;
-- ``thesis_lib``: :func:`thesis_lib.training.fit` with the training loop's Adam (torch's fused kernel);
+- ``thesis_lib``: :func:`thesis_lib.runtime.training.fit` with the training loop's Adam (torch's fused kernel);
 - ``hand-written`` (the thesis AE only): its step written out without autograd
   (:func:`handwritten_steps`), to show how far any eager-PyTorch loop could get towards the bound;
 
 the reference in a fresh process with torch's and glibc's defaults, the other loops together in
-another, set up as the library's entry points set up theirs (:mod:`thesis_lib.process`), their epochs
+another, set up as the library's entry points set up theirs (:mod:`thesis_lib.runtime.process`), their epochs
 interleaved so that the machine's drift in speed hits them alike; and prints seconds per epoch and
 images per second (median of several epochs after a warm-up), the ratios, the peak resident memory
 of each process, and the share
@@ -52,11 +52,11 @@ from loops import (
     reference_runner,
     reset_peak_rss,
 )
-from thesis_lib import data
-from thesis_lib.config import MALLOC_ENV, ModelSpec
-from thesis_lib.models import build_model
-from thesis_lib.paths import default_data_dir
-from thesis_lib.process import malloc_environment, tune_process
+from thesis_lib.runtime import data
+from thesis_lib.ground.config import MALLOC_ENV, ModelSpec
+from thesis_lib.runtime.models import build_model
+from thesis_lib.ground.paths import default_data_dir
+from thesis_lib.runtime.process import malloc_environment, tune_process
 
 HERE = Path(__file__).resolve().parent
 BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(256, 256)\nwhile True:\n    a = torch.tanh(a @ a)"
@@ -105,7 +105,7 @@ def measure_group(case: Case, group: str, threads: int, root: Path, epochs: int)
 
 def run_isolated(case: Case, group: str, threads: int, root: Path, epochs: int) -> list[dict]:
     """:func:`measure_group` in a fresh Python process: the in-memory loops in one set up for training
-    as the library's entry points set theirs up (:mod:`thesis_lib.process`: glibc's allocator settings
+    as the library's entry points set theirs up (:mod:`thesis_lib.runtime.process`: glibc's allocator settings
     in its environment, subnormals flushed before torch's threads start), the reference in one as a
     user would start it (neither), so that neither inherits the other's settings or memory."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", case.name, group, str(threads),

@@ -27,7 +27,7 @@ What a build does
    ``-p figures_dir DIR`` is relative to the repository root).
    *Cache*: a chapter is skipped when its executed notebook records, under
    ``metadata.companion.input_hash``, the SHA-256 of its source, its parameters, every
-   ``thesis_lib/*.py`` and the installed versions of torch and thesis_lib (``execution.input_hash``),
+   ``thesis_lib/**/*.py`` and the installed versions of torch and thesis_lib (``execution.input_hash``),
    and, under ``metadata.companion.reads``, the SHA-256 of every checkpoint and cached metric it read
    while it ran, each still the same (``execution.up_to_date``: a retrained checkpoint makes the
    chapters that load it stale); ``--force`` executes it anyway.
@@ -75,8 +75,8 @@ from sources import (
 from thesis_index import write_index
 from website import render, toc_chapter_files
 
-from thesis_lib.cli import ArgumentParser, existing_dir, folder_target
-from thesis_lib.config import DEVICES, MALLOC_ENV
+from thesis_lib.ground.cli import ArgumentParser, existing_dir, folder_target
+from thesis_lib.ground.config import DEVICES, MALLOC_ENV
 
 PARAMETER_NAMES = ("profile", "seed", "device", "data_dir", "retrain", "figures_dir", "checkpoint_dir")
 PROFILES = ("quick", "full")

@@ -21,7 +21,7 @@ from typing import Any
 
 from sources import DEFAULT_OUTPUT_DIR, FAILED_DIR, REPO_ROOT, BuildError, read_source, set_cell_ids
 
-from thesis_lib.files import READS_LOG_ENV  # torch-free, like thesis_lib.config
+from thesis_lib.publishing.reads import READS_LOG_ENV  # torch-free, like thesis_lib.ground.config
 
 KERNEL_NAME = "python3"
 VERSIONED = ("torch", "thesis_lib")  # packages whose installed version is an input of every chapter
@@ -44,8 +44,8 @@ def input_hash(source: bytes, parameters: Mapping[str, Any], lib_dir: Path) -> s
 
     part("source", bytes(source))
     part("parameters", json.dumps(dict(parameters), sort_keys=True, default=str).encode())
-    for path in sorted(Path(lib_dir).glob("*.py")):
-        part("file", path.name.encode())
+    for path in sorted(Path(lib_dir).rglob("*.py")):
+        part("file", path.relative_to(lib_dir).as_posix().encode())
         part("content", path.read_bytes())
     part("versions", json.dumps({name: _version(name) for name in VERSIONED}).encode())
     return digest.hexdigest()
@@ -63,7 +63,7 @@ def _shown(path: Path) -> str:
 
 
 def files_read(log: Path) -> dict[str, str]:
-    """``{path: SHA-256}`` of the files named in a reads log (``thesis_lib.files.record_read``), as they
+    """``{path: SHA-256}`` of the files named in a reads log (``thesis_lib.publishing.reads.log_reads``), as they
     are now; paths inside the repository are relative to it. A file that no longer exists is left out."""
     if not log.is_file():
         return {}

@@ -3,7 +3,7 @@
     .venv/bin/python book/reproduction.py                          # the run in reproduction/runs
     .venv/bin/python book/reproduction.py --runs DIR --chapter 05  # another run, one chapter
 
-``python -m thesis_lib.reproduce`` trains every experiment into ``DIR/seed{S}/`` and writes
+``python -m thesis_lib.reproduction.reproduce`` trains every experiment into ``DIR/seed{S}/`` and writes
 ``DIR/summary.json``; ``make reproduce`` then runs this script. For each seed of the run it executes the
 chapters that train models (4 and 5) in the run's profile, with ``seed=S`` and ``checkpoint_dir`` the
 folder holding that seed's checkpoints, into ``DIR/seed{S}/chapters/``. A chapter's checks are its
@@ -30,8 +30,8 @@ from typing import Any
 from execution import ensure_kernel, execute_chapter, input_hash
 from sources import DEFAULT_OUTPUT_DIR, LIB_DIR, NOTEBOOKS_DIR, REPO_ROOT, BuildError, discover_chapters
 
-from thesis_lib.config import MALLOC_ENV
-from thesis_lib.files import atomic_write_text
+from thesis_lib.ground.config import MALLOC_ENV
+from thesis_lib.ground.files import atomic_write_text
 
 TRAINING_CHAPTERS = ("04", "05")
 DEFAULT_RUNS = REPO_ROOT / "reproduction" / "runs"
@@ -214,7 +214,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parser.parse_args(None if argv is None else list(argv))
     summary_path = args.runs / "summary.json"
     if not summary_path.is_file():
-        parser.error(f"--runs must be a folder that python -m thesis_lib.reproduce wrote; no {summary_path}")
+        parser.error("--runs must be a folder that python -m thesis_lib.reproduction.reproduce wrote; "
+                     f"no {summary_path}")
     summary = json.loads(summary_path.read_text())
     every = discover_chapters(NOTEBOOKS_DIR)
     chapters = {n: every[n] for n in (args.chapter or TRAINING_CHAPTERS)}

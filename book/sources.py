@@ -29,25 +29,25 @@ Code cells are ```` ```{code-cell} ipython3 ````. Cell options go on ``:tags: [.
     figures_dir = None
 
 *Next cell*, tagged ``remove-input`` (or ``remove-cell``); ``%matplotlib inline`` registers the PNG
-formatter for every :class:`matplotlib.figure.Figure`, without it a returned Figure (thesis_lib.plotting
+formatter for every :class:`matplotlib.figure.Figure`, without it a returned Figure (thesis_lib.publishing.plotting
 builds Figures without pyplot) shows only as ``<Figure size ...>`` text::
 
     %matplotlib inline
-    from thesis_lib.chapter import start_chapter
+    from thesis_lib.publishing.chapter import start_chapter
     ch = start_chapter("01", profile=profile, seed=seed, device=device, data_dir=data_dir,
                        retrain=retrain, figures_dir=figures_dir)
     cfg, dev = ch.cfg, ch.device
 
-``start_chapter`` also sets up the kernel's process for training (``thesis_lib.process``), before torch
+``start_chapter`` also sets up the kernel's process for training (``thesis_lib.runtime.process``), before torch
 computes anything; the build starts each kernel with glibc's allocator settings of training
-(``thesis_lib.config.MALLOC_ENV``) in its environment.
+(``thesis_lib.ground.config.MALLOC_ENV``) in its environment.
 
 *Figures* are saved under stable names and displayed by returning them: ``ch.figure(fig, "ch1_name")``
 as the last line of a cell.
 
 *Last cell*, tagged ``[remove-input, nbval-ignore-output]`` (its values differ between machines)::
 
-    from thesis_lib.provenance import environment_table
+    from thesis_lib.publishing.chapter import environment_table
     environment_table(cfg)
 
 *Numbers that nbval compares* (cells tagged ``nbval-check-output``) must print the same on every CPU:
@@ -56,7 +56,7 @@ another vector width, another BLAS path). ``make test`` re-runs nbval under a se
 (``make nbval-kernels``) to find a cell that breaks this rule. So:
 
 - a number at rounding level (an error, a residual, a difference from an oracle or a closed form) prints
-  as the bound it keeps, ``thesis_lib.chapter.format_error(err)`` (``< 1e-12``), or not at all: the
+  as the bound it keeps, ``thesis_lib.publishing.chapter.format_error(err)`` (``< 1e-12``), or not at all: the
   cell's ``assert`` holds it;
 - every other number prints with no more digits than the tolerance the chapter states or asserts for it
   (a loss asserted to 1e-3 prints with three decimals, not six);

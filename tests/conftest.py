@@ -2,11 +2,11 @@
 
 Next to a busy process, torch's default of one thread per CPU makes every operation wait for the
 slowest thread (the suite took 5 minutes instead of 22 s beside a training run); see
-:func:`thesis_lib.process.choose_threads`. No test depends on the thread count.
+:func:`thesis_lib.runtime.process.choose_threads`. No test depends on the thread count.
 """
 
 import torch
 
-from thesis_lib.process import choose_threads
+from thesis_lib.runtime.process import choose_threads
 
 torch.set_num_threads(choose_threads())

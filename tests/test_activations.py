@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thesis_lib.activations import ACTIVATIONS, get_activation, is_activation, leaky_relu, relu, sigmoid
+from thesis_lib.mathematics.activations import ACTIVATIONS, get_activation, is_activation, leaky_relu, relu, sigmoid
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from thesis_lib.autoencoders import (
+from thesis_lib.mathematics.autoencoders import (
     THESIS_WIDTHS,
     Autoencoder,
     ConvAutoencoder,
@@ -15,7 +15,7 @@ from thesis_lib.autoencoders import (
     fully_connected_autoencoder,
     linear_autoencoder,
 )
-from thesis_lib.networks import DeepNetwork, count_parameters
+from thesis_lib.mathematics.networks import DeepNetwork, count_parameters
 
 
 @pytest.fixture(autouse=True)

@@ -70,10 +70,10 @@ def test_bad_arguments_are_refused_before_any_work(args, message, capsys):
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 def test_the_handwritten_step_equals_autograd(activation):
-    from thesis_lib.config import ModelSpec
-    from thesis_lib.models import build_model
-    from thesis_lib.training import make_optimizer
-    from thesis_lib.training import make_objective
+    from thesis_lib.ground.config import ModelSpec
+    from thesis_lib.runtime.models import build_model
+    from thesis_lib.runtime.training import make_optimizer
+    from thesis_lib.runtime.training import make_objective
 
     spec = ModelSpec("fc_autoencoder", {"widths": [20, 8, 4, 2], "activation": activation})
     torch.manual_seed(0)
@@ -92,9 +92,9 @@ def test_the_handwritten_step_equals_autograd(activation):
 
 
 def test_the_handwritten_step_refuses_other_activations():
-    from thesis_lib.config import ModelSpec
-    from thesis_lib.models import build_model
-    from thesis_lib.training import make_optimizer
+    from thesis_lib.ground.config import ModelSpec
+    from thesis_lib.runtime.models import build_model
+    from thesis_lib.runtime.training import make_optimizer
 
     model = build_model(ModelSpec("fc_autoencoder", {"widths": [6, 4, 2], "activation": "tanh"}))
     with pytest.raises(ValueError, match="relu, identity and sigmoid"):

@@ -7,10 +7,10 @@ import os
 import pytest
 import torch
 
-from thesis_lib import checkpoints
-from thesis_lib.checkpoints import CheckpointMismatchError, check_matches, load_checkpoint, save_checkpoint
-from thesis_lib.runs import train_or_load
-from thesis_lib.config import ModelSpec, TrainConfig
+from thesis_lib.runtime import checkpoints
+from thesis_lib.runtime.checkpoints import CheckpointMismatchError, check_matches, load_checkpoint, save_checkpoint
+from thesis_lib.runtime.runs import train_or_load
+from thesis_lib.ground.config import ModelSpec, TrainConfig
 
 AE = ModelSpec("fc_autoencoder", {"widths": [64, 16, 4]})
 VAE = ModelSpec("vae", {"input_dim": 64, "hidden": [16], "latent_dim": 2})
@@ -113,7 +113,7 @@ def test_check_matches_accepts_equal_config():
 
 
 def test_lr_decay_follows_the_epoch_and_survives_resuming(tmp_path, monkeypatch):
-    import thesis_lib.runs as runs
+    import thesis_lib.runtime.runs as runs
 
     seen = []
     orig = runs.fit

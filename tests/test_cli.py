@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from thesis_lib import cli, data, experiments, likelihoods, reproduce
+from thesis_lib.ground import cli
+from thesis_lib.runtime import data
+from thesis_lib.reproduction import experiments, likelihoods, reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "book" / "build.py"
@@ -95,7 +97,7 @@ def test_build_refuses_bad_input_before_any_kernel_starts(build, capsys, monkeyp
 
 
 # ------------------------------------------------------------------------------------------------
-# python -m thesis_lib.data
+# python -m thesis_lib.runtime.data
 # ------------------------------------------------------------------------------------------------
 
 def test_data_refuses_bad_input(capsys, monkeypatch, a_file, tmp_path):
@@ -115,7 +117,7 @@ def test_data_refuses_bad_input(capsys, monkeypatch, a_file, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# python -m thesis_lib.experiments
+# python -m thesis_lib.reproduction.experiments
 # ------------------------------------------------------------------------------------------------
 
 def test_experiments_refuses_bad_input_before_training(capsys, monkeypatch, a_file, tmp_path):
@@ -140,7 +142,7 @@ def test_experiments_refuses_bad_input_before_training(capsys, monkeypatch, a_fi
 
 
 # ------------------------------------------------------------------------------------------------
-# python -m thesis_lib.likelihoods
+# python -m thesis_lib.reproduction.likelihoods
 # ------------------------------------------------------------------------------------------------
 
 def test_likelihoods_refuses_bad_input_before_evaluating(capsys, monkeypatch, a_file, tmp_path):
@@ -161,7 +163,7 @@ def test_likelihoods_refuses_bad_input_before_evaluating(capsys, monkeypatch, a_
 
 
 # ------------------------------------------------------------------------------------------------
-# python -m thesis_lib.reproduce
+# python -m thesis_lib.reproduction.reproduce
 # ------------------------------------------------------------------------------------------------
 
 def test_reproduce_refuses_bad_input_before_any_worker_starts(capsys, monkeypatch, a_file, tmp_path, closed_port):
@@ -210,10 +212,10 @@ def test_path_checks(tmp_path, a_file):
 
 COMMANDS = {
     "build": [str(BUILD), "-p", "checkpoint_dir", "/etc/passwd"],
-    "data": ["-m", "thesis_lib.data", "fetch", "--data-dir", "/proc/nope"],
-    "experiments": ["-m", "thesis_lib.experiments", "train", "no_such_model"],
-    "likelihoods": ["-m", "thesis_lib.likelihoods", "vae_nll", "--seed", "-1"],
-    "reproduce": ["-m", "thesis_lib.reproduce", "--scheduler", "tcp://127.0.0.1:1", "--dry-run"],
+    "data": ["-m", "thesis_lib.runtime.data", "fetch", "--data-dir", "/proc/nope"],
+    "experiments": ["-m", "thesis_lib.reproduction.experiments", "train", "no_such_model"],
+    "likelihoods": ["-m", "thesis_lib.reproduction.likelihoods", "vae_nll", "--seed", "-1"],
+    "reproduce": ["-m", "thesis_lib.reproduction.reproduce", "--scheduler", "tcp://127.0.0.1:1", "--dry-run"],
 }
 
 

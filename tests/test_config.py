@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from thesis_lib.config import ChapterConfig, ModelSpec, TrainConfig
+from thesis_lib.ground.config import ChapterConfig, ModelSpec, TrainConfig
 
 
 def test_chapter_config_defaults_and_pick(tmp_path):

@@ -1,4 +1,4 @@
-"""The GPU path (thesis_lib.cuda_graphs): what runs on a CPU is checked here; the captured training itself
+"""The GPU path (thesis_lib.runtime.cuda_graphs): what runs on a CPU is checked here; the captured training itself
 only where a CUDA device exists (skipped otherwise, so that CI needs no GPU)."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ import copy
 import pytest
 import torch
 
-from thesis_lib import cuda_graphs, optimizers, training
-from thesis_lib.config import ModelSpec
-from thesis_lib.losses import reconstruction_objective
-from thesis_lib.models import build_model
+from thesis_lib.mathematics import optimizers
+from thesis_lib.runtime import cuda_graphs, training
+from thesis_lib.ground.config import ModelSpec
+from thesis_lib.mathematics.losses import reconstruction_objective
+from thesis_lib.runtime.models import build_model
 
 CUDA = torch.cuda.is_available()
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from thesis_lib import data
-from thesis_lib.paths import default_data_dir
+from thesis_lib.runtime import data
+from thesis_lib.ground.paths import default_data_dir
 
 DATA_DIR = default_data_dir()
 needs_mnist = pytest.mark.skipif(
@@ -190,7 +190,7 @@ def test_damage_that_keeps_size_and_mtime_is_found_by_verify_full(tmp_path, caps
 
 
 def test_reproduce_checks_every_byte_once_at_its_start(tmp_path, monkeypatch):
-    from thesis_lib import reproduce
+    from thesis_lib.reproduction import reproduce
 
     calls = []
     monkeypatch.setattr(reproduce.data, "verify", lambda d, s, full: calls.append((s, full)) or ["damaged"])

@@ -1,4 +1,4 @@
-"""Tests for thesis_lib.diagrams: the network diagrams (nodes, edges, labels, wide layers), the thesis's
+"""Tests for thesis_lib.publishing.diagrams: the network diagrams (nodes, edges, labels, wide layers), the thesis's
 figure widths and the mirrored autoencoder widths."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from thesis_lib import plotting
-from thesis_lib.autoencoders import THESIS_WIDTHS, fully_connected_autoencoder
-from thesis_lib.diagrams import (
+from thesis_lib.publishing import plotting
+from thesis_lib.mathematics.autoencoders import THESIS_WIDTHS, fully_connected_autoencoder
+from thesis_lib.publishing.diagrams import (
     FIGURE_1_1_WIDTHS,
     FIGURE_2_1_WIDTHS,
     FIGURE_2_2_WIDTHS,
@@ -40,7 +40,7 @@ def _texts(fig: Figure) -> list[str]:
 
 
 def test_import_loads_no_matplotlib() -> None:
-    code = "import sys, thesis_lib.diagrams; print(any(m.startswith('matplotlib') for m in sys.modules))"
+    code = "import sys, thesis_lib.publishing.diagrams; print(any(m.startswith('matplotlib') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -1,4 +1,4 @@
-"""Tests for thesis_lib.divergences: KL divergence, entropy and cross-entropy (Section 3.1) against
+"""Tests for thesis_lib.mathematics.divergences: KL divergence, entropy and cross-entropy (Section 3.1) against
 torch.distributions, scipy, Monte Carlo and closed forms; properties and errors."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import scipy.stats
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from thesis_lib import divergences as D
+from thesis_lib.mathematics import divergences as D
 
 
 def _gen(seed: int = 0) -> torch.Generator:

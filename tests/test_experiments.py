@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from thesis_lib import data, experiments
-from thesis_lib.config import ChapterConfig, TrainConfig
-from thesis_lib.models import build_model
+from thesis_lib.runtime import data
+from thesis_lib.reproduction import experiments
+from thesis_lib.ground.config import ChapterConfig, TrainConfig
+from thesis_lib.runtime.models import build_model
 
 
 @pytest.mark.parametrize("name", sorted(experiments.EXPERIMENTS))
@@ -17,7 +18,7 @@ def test_every_experiment_builds_and_runs_a_batch(name):
     model = build_model(exp.spec)
     dim = 1568 if exp.data == "mnist_canvas" else 784
     x = torch.rand(4, dim)
-    from thesis_lib.training import make_objective
+    from thesis_lib.runtime.training import make_objective
 
     cfg = exp.full
     losses = make_objective(cfg.loss, cfg.beta, cfg.binarize, cfg.iw_samples)(model, x, None)
@@ -51,7 +52,7 @@ def test_runs_whose_recipe_was_chosen_by_results_hold_out_a_validation_split():
 
 
 def test_warm_start_in_the_full_profile_and_from_scratch_in_the_quick_one(tmp_path, monkeypatch):
-    from thesis_lib import runs
+    from thesis_lib.runtime import runs
 
     seen = []
     real = runs.train_or_load
@@ -102,8 +103,8 @@ def test_binarize_is_fixed_and_has_the_right_mean():
 
 
 def test_exclude_class_needs_labels_and_removes_the_class(tmp_path):
-    from thesis_lib.runs import train_or_load
-    from thesis_lib.config import ModelSpec
+    from thesis_lib.runtime.runs import train_or_load
+    from thesis_lib.ground.config import ModelSpec
 
     spec = ModelSpec("fc_autoencoder", {"widths": [16, 4]})
     cfg = TrainConfig(epochs=1, batch_size=8, exclude_class=3)
@@ -112,7 +113,7 @@ def test_exclude_class_needs_labels_and_removes_the_class(tmp_path):
         train_or_load(spec, cfg, x, progress=False)
     seen = []
     y = torch.arange(40) % 5
-    import thesis_lib.runs as runs
+    import thesis_lib.runtime.runs as runs
 
     orig = runs.fit
 
@@ -136,7 +137,7 @@ def test_train_config_new_fields_validate():
 
 
 def test_provenance_table_lists_every_experiment(tmp_path):
-    from thesis_lib.runs import train_or_load
+    from thesis_lib.runtime.runs import train_or_load
 
     cfg = ChapterConfig.from_parameters(chapter="04", checkpoint_dir=tmp_path)
     exp = experiments.get("linear_ae_2")
@@ -152,11 +153,11 @@ def test_provenance_table_lists_every_experiment(tmp_path):
 
 
 def test_the_readme_shows_the_committed_checkpoints_provenance():
-    # the README's table is pasted from `python -m thesis_lib.experiments table`: it must not go stale
-    from thesis_lib.paths import REPO_ROOT, default_checkpoint_dir
+    # the README's table is pasted from `python -m thesis_lib.reproduction.experiments table`: it must not go stale
+    from thesis_lib.ground.paths import REPO_ROOT, default_checkpoint_dir
 
     if not (default_checkpoint_dir() / "ae_thesis.pt").is_file():
         pytest.skip("no committed checkpoints")
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     missing = [row for row in experiments.provenance_table().splitlines() if row not in readme.splitlines()]
-    assert missing == [], "README.md lacks these rows of `python -m thesis_lib.experiments table`"
+    assert missing == [], "README.md lacks these rows of `python -m thesis_lib.reproduction.experiments table`"

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from thesis_lib.files import atomic_write, atomic_write_bytes, atomic_write_text
+from thesis_lib.ground.files import atomic_write, atomic_write_bytes, atomic_write_text
 
 
 def test_writes_and_replaces(tmp_path):
@@ -42,28 +42,47 @@ def test_permissions_follow_the_umask(tmp_path):
     assert stat.S_IMODE(p.stat().st_mode) == 0o644
 
 
-def test_record_read_writes_only_when_asked(tmp_path, monkeypatch):
-    from thesis_lib.files import READS_LOG_ENV, record_read
+def test_record_read_tells_the_installed_hooks_and_nobody_else(tmp_path):
+    from thesis_lib.ground.files import on_read, record_read
+
+    record_read(tmp_path / "unheard.pt")  # no hook: nothing happens
+    seen: list = []
+    remove = on_read(seen.append)
+    record_read(tmp_path / "a.pt")
+    record_read(tmp_path / "sub" / ".." / "b.json")
+    remove()
+    record_read(tmp_path / "c.pt")
+    assert seen == [(tmp_path / "a.pt").resolve(), (tmp_path / "b.json").resolve()]
+
+
+def test_the_reads_log_is_written_only_when_the_build_names_one(tmp_path):
+    from thesis_lib.ground.files import record_read
+    from thesis_lib.publishing.reads import READS_LOG_ENV, log_reads
 
     log = tmp_path / "reads.txt"
-    monkeypatch.delenv(READS_LOG_ENV, raising=False)
+    assert log_reads({}) is None
     record_read(tmp_path / "a.pt")
     assert not log.exists()
-    monkeypatch.setenv(READS_LOG_ENV, str(log))
-    record_read(tmp_path / "a.pt")
-    record_read(tmp_path / "b.json")
+    stop = log_reads({READS_LOG_ENV: str(log)})
+    try:
+        record_read(tmp_path / "a.pt")
+        record_read(tmp_path / "b.json")
+    finally:
+        stop()
+    record_read(tmp_path / "c.pt")
     assert log.read_text().splitlines() == [str((tmp_path / "a.pt").resolve()), str((tmp_path / "b.json").resolve())]
 
 
 def test_loading_a_checkpoint_and_a_cached_metric_are_recorded(tmp_path, monkeypatch):
 
-    from thesis_lib import likelihoods
-    from thesis_lib.checkpoints import load_checkpoint
-    from thesis_lib.config import ChapterConfig
-    from thesis_lib.files import READS_LOG_ENV
+    from thesis_lib.reproduction import likelihoods
+    from thesis_lib.runtime.checkpoints import load_checkpoint
+    from thesis_lib.ground.config import ChapterConfig
+    from thesis_lib.publishing.reads import READS_LOG_ENV, log_reads
 
     log = tmp_path / "reads.txt"
-    monkeypatch.setenv(READS_LOG_ENV, str(log))
+    monkeypatch.setattr("thesis_lib.ground.files._READ_HOOKS", [])
+    log_reads({READS_LOG_ENV: str(log)})
     committed = ChapterConfig.from_parameters(chapter="05").checkpoint_dir
     cfg = ChapterConfig.from_parameters(chapter="05", checkpoint_dir=tmp_path)  # copies: the test writes a cache
     for name in ("vae_standard.pt", "vae_nll.pt"):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from thesis_lib import data
-from thesis_lib.paths import default_data_dir
+from thesis_lib.runtime import data
+from thesis_lib.ground.paths import default_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("gpu_benchmark", ROOT / "benchmarks" / "gpu.py")

@@ -1,4 +1,4 @@
-"""Tests for thesis_lib.image_ops (thesis section 1.3).
+"""Tests for thesis_lib.mathematics.image_ops (thesis section 1.3).
 
 torch.nn.functional is the oracle for convolution and pooling; numpy is the oracle for rounding.
 """
@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from thesis_lib.image_ops import (
+from thesis_lib.mathematics.image_ops import (
     avg_pool,
     convolve,
     flatten_image,

@@ -1,4 +1,4 @@
-"""Tests for thesis_lib.image_plots: image grids against torchvision's make_grid, rows side by side,
+"""Tests for thesis_lib.publishing.image_plots: image grids against torchvision's make_grid, rows side by side,
 the decoded latent manifold, and bad input."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
-from thesis_lib import plotting
-from thesis_lib.image_plots import image_grid, manifold_grid, side_by_side
+from thesis_lib.publishing import plotting
+from thesis_lib.publishing.image_plots import image_grid, manifold_grid, side_by_side
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def gen() -> torch.Generator:
 
 
 def test_import_loads_no_matplotlib() -> None:
-    code = "import sys, thesis_lib.image_plots; print(any(m.startswith('matplotlib') for m in sys.modules))"
+    code = "import sys, thesis_lib.publishing.image_plots; print(any(m.startswith('matplotlib') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

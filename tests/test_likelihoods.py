@@ -1,4 +1,4 @@
-"""Likelihoods of the trained VAEs (thesis_lib.likelihoods): the images of each split, the cache beside the
+"""Likelihoods of the trained VAEs (thesis_lib.reproduction.likelihoods): the images of each split, the cache beside the
 checkpoint, the estimates' shape, and the command line's refusals."""
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ import json
 import pytest
 import torch
 
-from thesis_lib import data, experiments, likelihoods, metrics
-from thesis_lib.config import ChapterConfig
+from thesis_lib.mathematics import metrics
+from thesis_lib.runtime import data
+from thesis_lib.reproduction import experiments, likelihoods
+from thesis_lib.ground.config import ChapterConfig
 
 
 def _tensors(n_train: int = 2400, n_test: int = 400) -> dict[str, torch.Tensor]:
@@ -96,10 +98,11 @@ def test_cli_refuses_non_vaes_and_unknown_splits(capsys):
 
 
 def test_the_pytorch_examples_runs_are_read_and_recorded(tmp_path, monkeypatch):
-    from thesis_lib.files import READS_LOG_ENV
+    from thesis_lib.publishing.reads import READS_LOG_ENV, log_reads
 
     log, runs = tmp_path / "reads.txt", tmp_path / "r.json"
-    monkeypatch.setenv(READS_LOG_ENV, str(log))
+    monkeypatch.setattr("thesis_lib.ground.files._READ_HOOKS", [])
+    log_reads({READS_LOG_ENV: str(log)})
     with pytest.raises(FileNotFoundError, match="run benchmarks/pytorch_examples_vae.py first"):
         likelihoods.pytorch_examples_runs(runs)
     runs.write_text(json.dumps({"runs": [{"seed": 1, "epochs": [{"epoch": 1, "test_loss": 105.0}]}]}))

@@ -1,4 +1,4 @@
-"""Tests for thesis_lib.losses: oracles (torch, scipy, closed forms), properties, shapes, errors,
+"""Tests for thesis_lib.mathematics.losses: oracles (torch, scipy, closed forms), properties, shapes, errors,
 and objectives that never read a tensor value per batch."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thesis_lib import losses as L
+from thesis_lib.mathematics import losses as L
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -1,4 +1,4 @@
-"""Tests for thesis_lib.metrics: ROC AUC against scipy's Mann-Whitney U and a brute-force pair count,
+"""Tests for thesis_lib.mathematics.metrics: ROC AUC against scipy's Mann-Whitney U and a brute-force pair count,
 the ROC curve's area, anomaly scores against the library's negative ELBO and a quadrature, and the
 2-d latent grid against the closed forms of a linear Gaussian model."""
 
@@ -12,7 +12,7 @@ import torch
 from scipy import stats
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from thesis_lib.metrics import (
+from thesis_lib.mathematics.metrics import (
     anomaly_scores,
     average_ranks,
     latent_activity,
@@ -20,7 +20,7 @@ from thesis_lib.metrics import (
     roc_auc,
     roc_curve,
 )
-from thesis_lib.vae import VAE, elbo_terms, negative_elbo
+from thesis_lib.mathematics.vae import VAE, elbo_terms, negative_elbo
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -205,7 +205,7 @@ def test_latent_grid_finds_a_posterior_that_the_encoder_misses(latent_dim):
 
 
 def test_posterior_mode_leaves_the_model_gradients_alone():
-    from thesis_lib.metrics import posterior_mode
+    from thesis_lib.mathematics.metrics import posterior_mode
 
     model = _model(seed=6, input_dim=6, hidden=(5,), latent_dim=2)
     x = (torch.rand(3, 6, generator=_gen(21), dtype=torch.float64) > 0.5).double()
@@ -237,8 +237,8 @@ def test_latent_grid_refuses_other_latent_sizes():
 
 # --------------------------------------------------------------------------- batched importance sampling
 def test_dataset_nll_is_importance_sampled_nll_in_batches():
-    from thesis_lib.metrics import dataset_nll
-    from thesis_lib.vae import importance_sampled_nll
+    from thesis_lib.mathematics.metrics import dataset_nll
+    from thesis_lib.mathematics.vae import importance_sampled_nll
 
     model = _model(seed=5, input_dim=8, hidden=(6,), latent_dim=2)
     x = (torch.rand(11, 8, generator=_gen(15), dtype=torch.float64) > 0.5).double()
@@ -255,8 +255,8 @@ def test_dataset_nll_is_importance_sampled_nll_in_batches():
 
 
 def test_dataset_nll_curve_is_the_curve_in_batches():
-    from thesis_lib.metrics import dataset_nll_curve
-    from thesis_lib.vae import importance_sampled_nll_curve
+    from thesis_lib.mathematics.metrics import dataset_nll_curve
+    from thesis_lib.mathematics.vae import importance_sampled_nll_curve
 
     model = _model(seed=5, input_dim=8, hidden=(6,), latent_dim=2)
     x = (torch.rand(11, 8, generator=_gen(15), dtype=torch.float64) > 0.5).double()
@@ -278,14 +278,14 @@ def test_latent_activity_is_the_variance_of_the_encoder_mean_and_finds_a_dead_un
     assert act.shape == (4,) and act[2].item() == 0.0 and (act[[0, 1, 3]] > 0).all()
     with pytest.raises(ValueError, match="at least two images"):
         latent_activity(model, x[:1])
-    with pytest.raises(ValueError, match="model must be a thesis_lib.vae.VAE"):
+    with pytest.raises(ValueError, match="model must be a thesis_lib.mathematics.vae.VAE"):
         latent_activity(torch.nn.Linear(2, 2), x)
 
 
 def test_paired_difference_against_scipy_paired_t_test():
     import scipy.stats
 
-    from thesis_lib.metrics import paired_difference
+    from thesis_lib.mathematics.metrics import paired_difference
 
     g = _gen(30)
     shared = torch.randn(500, generator=g, dtype=torch.float64) * 20  # the images' own spread

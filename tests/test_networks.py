@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thesis_lib.activations import get_activation, sigmoid
-from thesis_lib.networks import (
+from thesis_lib.mathematics.activations import get_activation, sigmoid
+from thesis_lib.mathematics.networks import (
     DeepNetwork,
     PhiLayer,
     PhiNeuron,

@@ -1,4 +1,4 @@
-"""Tests for thesis_lib.optimizers (thesis section 1.2).
+"""Tests for thesis_lib.mathematics.optimizers (thesis section 1.2).
 
 Oracles: torch.optim.Adam and torch.optim.SGD on a real network, hand-written updates, and closed forms
 for gradient descent on quadratics (numpy, float64).
@@ -15,7 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from thesis_lib.optimizers import SCHEDULES, SGD, Adam, GradientDescent, gradient_descent_path, step_size_schedule
+from thesis_lib.mathematics.optimizers import (SCHEDULES, SGD, Adam, GradientDescent, gradient_descent_path,
+                                               step_size_schedule)
 
 ATOL = 1e-6  # ours vs torch after 100+ steps, float32 (max abs parameter difference)
 N_STEPS = 120

@@ -1,4 +1,5 @@
-"""Tests for thesis_lib.pca: oracles (numpy.linalg, scipy.linalg.subspace_angles), closed forms, properties."""
+"""Tests for thesis_lib.mathematics.pca: oracles (numpy.linalg, scipy.linalg.subspace_angles), closed forms,
+properties."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from thesis_lib import pca as P
+from thesis_lib.mathematics import pca as P
 
 
 def _data(n: int = 300, d: int = 12, seed: int = 0) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Tests for thesis_lib.plotting: figure contents, atomic and reproducible saving, bad input."""
+"""Tests for thesis_lib.publishing.plotting: figure contents, atomic and reproducible saving, bad input."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from thesis_lib.diagrams import FIGURE_1_1_WIDTHS, network_diagram
-from thesis_lib.plotting import (
+from thesis_lib.publishing.diagrams import FIGURE_1_1_WIDTHS, network_diagram
+from thesis_lib.publishing.plotting import (
     function_plot,
     histogram_compare,
     latent_scatter,
@@ -30,7 +30,7 @@ def gen() -> torch.Generator:
 
 
 def test_import_loads_no_matplotlib() -> None:
-    code = "import sys, thesis_lib.plotting; print(any(m.startswith('matplotlib') for m in sys.modules))"
+    code = "import sys, thesis_lib.publishing.plotting; print(any(m.startswith('matplotlib') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from thesis_lib.process import (
+from thesis_lib.runtime.process import (
     MALLOC_ENV,
     choose_threads,
     malloc_configured,
@@ -97,7 +97,7 @@ def test_flush_set_before_the_pool_exists_is_inherited_by_every_thread():
     """POSIX threads start with the floating-point environment of the thread that creates them, so
     flushing on the main thread before torch's first parallel kernel covers the whole pool."""
     after = _run("""
-from thesis_lib.process import tune_process
+from thesis_lib.runtime.process import tune_process
 tune_process(2)
 print(json.dumps({"flushed": flushed_fraction()}))
 """)
@@ -117,7 +117,7 @@ def test_tune_process_sets_threads_and_reports_the_allocator():
     out = _run("""
 import torch
 torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
-from thesis_lib.process import tune_process
+from thesis_lib.runtime.process import tune_process
 out = tune_process(1)
 out["flags"] = [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32]
 print(json.dumps(out))
@@ -142,8 +142,8 @@ def test_malloc_settings_come_from_the_environment():
 def test_fit_changes_no_process_wide_state():
     """fit leaves the thread count, the flush mode of every thread and the allocator as it found them."""
     out = _run("""
-from thesis_lib.training import fit, make_objective
-from thesis_lib.networks import DeepNetwork
+from thesis_lib.runtime.training import fit, make_objective
+from thesis_lib.mathematics.networks import DeepNetwork
 torch.set_num_threads(2)
 state = lambda: {"threads": torch.get_num_threads(), "flushed": flushed_fraction(),
                  "main": torch.tensor(1e-39).mul(1.0).item() == 0.0, "trimmed": heap_is_trimmed()}
@@ -171,7 +171,7 @@ def test_a_command_line_restarts_itself_with_the_allocator_settings(tmp_path):
     script = tmp_path / "entry.py"
     script.write_text(
         "import os, sys\n"
-        "from thesis_lib.process import restart_with_malloc_settings\n"
+        "from thesis_lib.runtime.process import restart_with_malloc_settings\n"
         "restart_with_malloc_settings([__file__, *sys.argv[1:]])\n"
         "print(os.environ.get('MALLOC_MMAP_THRESHOLD_'), os.environ.get('MALLOC_TRIM_THRESHOLD_'), sys.argv[1:])\n"
     )

@@ -1,4 +1,4 @@
-"""Tests of thesis_lib.provenance: the environment table that ends every chapter."""
+"""Tests of thesis_lib.runtime.provenance: the environment table that ends every chapter."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from thesis_lib import provenance
-from thesis_lib.provenance import environment_info, environment_table, git_commit, markdown_table
+from thesis_lib.runtime import provenance
+from thesis_lib.publishing.chapter import environment_table, markdown_table
+from thesis_lib.runtime.provenance import environment_info, git_commit
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -106,7 +107,7 @@ def test_environment_info_without_config_matches_the_running_interpreter() -> No
 
 
 def test_environment_info_reads_the_chapter_config() -> None:
-    from thesis_lib.config import ChapterConfig
+    from thesis_lib.ground.config import ChapterConfig
 
     cfg = ChapterConfig.from_parameters(chapter="04", profile="quick", seed=7, device="cpu")
     info = environment_info(cfg)
@@ -153,6 +154,6 @@ def test_cpu_model_falls_back_without_proc_cpuinfo(monkeypatch: pytest.MonkeyPat
 
 
 def test_import_does_no_work() -> None:
-    code = "import sys, thesis_lib.provenance; print('torch' in sys.modules, 'IPython' in sys.modules)"
+    code = "import sys, thesis_lib.runtime.provenance; print('torch' in sys.modules, 'IPython' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from thesis_lib import data
-from thesis_lib.config import ChapterConfig
+from thesis_lib.runtime import data
+from thesis_lib.ground.config import ChapterConfig
 
 _PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "pytorch_examples_vae.py"
 _spec = importlib.util.spec_from_file_location("pytorch_examples_vae", _PATH)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import torch
 
-from thesis_lib import experiments
-from thesis_lib.checkpoints import load_checkpoint
-from thesis_lib.config import ChapterConfig
-from thesis_lib.process import tune_process
-from thesis_lib.provenance import cpu_model
+from thesis_lib.reproduction import experiments
+from thesis_lib.runtime.checkpoints import load_checkpoint
+from thesis_lib.ground.config import ChapterConfig
+from thesis_lib.runtime.process import tune_process
+from thesis_lib.runtime.provenance import cpu_model
 
 NAME = "vae_standard"  # 10 epochs of the standard VAE: about 25 s on one thread
 LOSS_TOLERANCE = 1e-3  # relative, on the final losses, on another CPU (matrix kernels differ between CPU families)

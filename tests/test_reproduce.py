@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from thesis_lib import data, experiments, likelihoods, reproduce, runs, tasks
-from thesis_lib.checkpoints import file_sha256, load_checkpoint
-from thesis_lib.config import ChapterConfig, ModelSpec, TrainConfig
-from thesis_lib.experiments import Experiment
-from thesis_lib.paths import default_checkpoint_dir
+from thesis_lib.runtime import data, runs
+from thesis_lib.reproduction import experiments, likelihoods, reproduce, tasks
+from thesis_lib.runtime.checkpoints import file_sha256, load_checkpoint
+from thesis_lib.ground.config import ChapterConfig, ModelSpec, TrainConfig
+from thesis_lib.reproduction.experiments import Experiment
+from thesis_lib.ground.paths import default_checkpoint_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -196,7 +197,7 @@ def test_skip_leaves_experiments_out_but_not_a_warm_starts_parent(capsys):
 
 
 def test_dry_run_prints_the_whole_plan_without_importing_dask():
-    script = ("import sys; from thesis_lib import reproduce; rc = reproduce.main(['--dry-run', '--workers', '2']); "
+    script = ("import sys; from thesis_lib.reproduction import reproduce; rc = reproduce.main(['--dry-run', '--workers', '2']); "
               "print('DASK', [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]); sys.exit(rc)")
     done = subprocess.run([PY, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -215,7 +216,7 @@ def test_make_reproduce_dry_run_runs_the_command_with_dry_run():
                            "ARGS=--only vae_standard --workers 1"], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert '-m thesis_lib.reproduce --out "reproduction/runs" --dry-run --only vae_standard' in done.stdout
+    assert '-m thesis_lib.reproduction.reproduce --out "reproduction/runs" --dry-run --only vae_standard' in done.stdout
     assert "1 tasks, full profile" in done.stdout and "on 1 worker: about" in done.stdout
     assert 'book/reproduction.py --runs "reproduction/runs"' in done.stdout  # printed, not run
 
@@ -225,7 +226,8 @@ def test_make_reproduce_dry_run_runs_the_command_with_dry_run():
 def test_a_quick_sweep_on_two_single_threaded_workers(tmp_path):
     _need_mnist()
     env = {k: v for k, v in os.environ.items() if k != "THESIS_NO_RESTART"}
-    done = subprocess.run([PY, "-m", "thesis_lib.reproduce", "--profile", "quick", "--only", "vae_standard",
+    done = subprocess.run([PY, "-m", "thesis_lib.reproduction.reproduce",
+                           "--profile", "quick", "--only", "vae_standard",
                            "linear_ae_2", "--workers", "2", "--out", str(tmp_path)],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -12,10 +12,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from thesis_lib import experiments, seeds
-from thesis_lib.checkpoints import load_checkpoint
-from thesis_lib.models import build_model
-from thesis_lib.tasks import weights_sha256
+from thesis_lib.publishing import seeds
+from thesis_lib.reproduction import experiments
+from thesis_lib.runtime.checkpoints import load_checkpoint
+from thesis_lib.runtime.models import build_model
+from thesis_lib.reproduction.tasks import weights_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "book"))  # the book's scripts import the modules beside them
@@ -101,7 +102,8 @@ def test_each_seed_runs_its_chapters_on_its_own_checkpoints_with_its_figures_bes
 def test_a_folder_without_a_summary_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         reproduction.main(["--runs", str(tmp_path)])
-    assert f"--runs must be a folder that python -m thesis_lib.reproduce wrote; no {tmp_path / 'summary.json'}" \
+    assert ("--runs must be a folder that python -m thesis_lib.reproduction.reproduce wrote; "
+            f"no {tmp_path / 'summary.json'}") \
         in capsys.readouterr().err
 
 

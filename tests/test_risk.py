@@ -1,4 +1,4 @@
-"""Tests for thesis_lib.risk (thesis Section 1.2).
+"""Tests for thesis_lib.mathematics.risk (thesis Section 1.2).
 
 Oracles: scipy's folded normal and numeric integration for the closed-form risks, a large Monte Carlo
 sample, autograd on a single example, numpy's least squares, and GradientDescent's own iterates.
@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thesis_lib import risk
-from thesis_lib.losses import linear_error, reconstruction_objective, squared_error, supervised_objective
-from thesis_lib.networks import DeepNetwork
-from thesis_lib.optimizers import gradient_descent_path, step_size_schedule
+from thesis_lib.mathematics import risk
+from thesis_lib.mathematics.losses import linear_error, reconstruction_objective, squared_error, supervised_objective
+from thesis_lib.mathematics.networks import DeepNetwork
+from thesis_lib.mathematics.optimizers import gradient_descent_path, step_size_schedule
 
 
 def _task() -> risk.GaussianLinearTask:
@@ -65,7 +65,7 @@ def test_monte_carlo_risk_agrees_with_closed_form(loss_name, loss):
 
 
 def test_monte_carlo_risk_is_the_empirical_risk_of_the_sample():
-    from thesis_lib.losses import empirical_risk
+    from thesis_lib.mathematics.losses import empirical_risk
 
     task = _task()
     f = lambda x: (x @ task.w_star).unsqueeze(1)  # noqa: E731

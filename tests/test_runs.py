@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import thesis_lib.runs as runs
-from thesis_lib import data
-from thesis_lib.config import ModelSpec, TrainConfig
-from thesis_lib.runs import train_or_load
+import thesis_lib.runtime.runs as runs
+from thesis_lib.runtime import data
+from thesis_lib.ground.config import ModelSpec, TrainConfig
+from thesis_lib.runtime.runs import train_or_load
 
 SPEC = ModelSpec("fc_autoencoder", {"widths": [32, 8, 3]})
 

@@ -1,4 +1,4 @@
-"""Results over seeds (thesis_lib.seeds): the spread checked against numpy, the file read back, the
+"""Results over seeds (thesis_lib.publishing.seeds): the spread checked against numpy, the file read back, the
 table, and the refusals."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from thesis_lib import seeds
-from thesis_lib.files import READS_LOG_ENV
+from thesis_lib.publishing import seeds
+from thesis_lib.publishing.reads import READS_LOG_ENV, log_reads
 
 
 def test_spread_is_numpy_mean_sample_sd_and_range():
@@ -34,7 +34,8 @@ def _write(path, results):
 
 def test_load_keeps_the_recorded_results_by_seed_and_records_the_read(tmp_path, monkeypatch):
     log = tmp_path / "reads.txt"
-    monkeypatch.setenv(READS_LOG_ENV, str(log))
+    monkeypatch.setattr("thesis_lib.ground.files._READ_HOOKS", [])
+    log_reads({READS_LOG_ENV: str(log)})
     path = _write(tmp_path / "seeds.json", {"seeds_mse": {"0": 0.5, "1": 0.25}, "ch4_other_glue": {"0": 3.0},
                                             "seeds_label": {"0": 2}})
     assert seeds.load(path) == {"mse": {0: 0.5, 1: 0.25}, "label": {0: 2.0}}

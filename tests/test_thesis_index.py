@@ -96,17 +96,17 @@ def test_homes_titles_checks_and_errata_of_some_items(entries: list[thesis_index
 
 def test_library_tags_are_picked_up(entries: list[thesis_index.Entry]) -> None:
     by_name = {e.name: e for e in entries}
-    assert "thesis_lib.networks.PhiLayer" in by_name["Definition 1.1.4"].library
-    assert "thesis_lib.networks.PhiLayer.neuron" in by_name["Definition 1.1.4"].library  # a method
-    assert "thesis_lib.optimizers.Adam" in by_name["Algorithm 1"].library
-    assert "thesis_lib.data" in by_name["Proposition 2.3.4"].library  # a module docstring
+    assert "thesis_lib.mathematics.networks.PhiLayer" in by_name["Definition 1.1.4"].library
+    assert "thesis_lib.mathematics.networks.PhiLayer.neuron" in by_name["Definition 1.1.4"].library  # a method
+    assert "thesis_lib.mathematics.optimizers.Adam" in by_name["Algorithm 1"].library
+    assert "thesis_lib.runtime.data" in by_name["Proposition 2.3.4"].library  # a module docstring
     for name in ("Definition 2.3.1", "Definition 2.3.2", "Definition 2.3.3"):  # "Definitions 2.3.1-2.3.3"
-        assert "thesis_lib.comparisons.superposition_defect" in by_name[name].library
+        assert "thesis_lib.publishing.comparisons.superposition_defect" in by_name[name].library
     for number in ("1.1", "2.1", "2.2", "2.3"):  # "Figure 1.1, Figure 2.1, ..." after "Eq. (1.3)"
-        assert "thesis_lib.diagrams.network_diagram" in by_name[f"Figure {number}"].library
+        assert "thesis_lib.publishing.diagrams.network_diagram" in by_name[f"Figure {number}"].library
     # an aside in parentheses does not count: "Definition 1.2.3 (estimated by Definition 1.2.4, ...)"
-    assert "thesis_lib.risk.monte_carlo_risk" in by_name["Definition 1.2.3"].library
-    assert "thesis_lib.risk.monte_carlo_risk" not in by_name["Definition 1.2.4"].library
+    assert "thesis_lib.mathematics.risk.monte_carlo_risk" in by_name["Definition 1.2.3"].library
+    assert "thesis_lib.mathematics.risk.monte_carlo_risk" not in by_name["Definition 1.2.4"].library
 
 
 @pytest.mark.parametrize(
@@ -192,7 +192,7 @@ def test_the_page_links_every_item_and_lists_the_library(entries: list[thesis_in
             assert row.startswith(f'| <a class="reference internal" href="{href}">{e.name}</a> |'), row
         for name in e.library:
             assert f"`{name}`" in row
-    assert "`thesis_lib.networks.PhiLayer`" in rows[3]
+    assert "`thesis_lib.mathematics.networks.PhiLayer`" in rows[3]
 
 
 def test_the_page_in_the_repository_is_up_to_date() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from thesis_lib.training import (History, epoch_permutation, evaluate, fit, make_objective, make_optimizer,
+from thesis_lib.runtime.training import (History, epoch_permutation, evaluate, fit, make_objective, make_optimizer,
                                  seed_everything)
 
 
@@ -159,7 +159,7 @@ def test_mismatched_targets_rejected():
 def test_make_objective_names():
     x = torch.rand(4, 784)
     seed_everything(0)
-    from thesis_lib.autoencoders import fully_connected_autoencoder
+    from thesis_lib.mathematics.autoencoders import fully_connected_autoencoder
 
     ae = fully_connected_autoencoder()
     for name in ("mse", "bce"):
@@ -171,8 +171,8 @@ def test_make_objective_names():
 
 
 def test_make_optimizer_names():
-    from thesis_lib import optimizers
-    from thesis_lib.config import OPTIMIZERS
+    from thesis_lib.mathematics import optimizers
+    from thesis_lib.ground.config import OPTIMIZERS
 
     p = [torch.zeros(2, requires_grad=True)]
     built = {name: make_optimizer(name, p, lr=0.01) for name in OPTIMIZERS}
@@ -195,8 +195,8 @@ def test_make_optimizer_names():
 def test_torch_fused_adam_and_the_thesis_adam_train_the_same_trajectory():
     """The training loop's Adam (torch's fused kernel) is Algorithm 1: the same run with the thesis's
     Adam written out ends at the same weights and losses, to float rounding."""
-    from thesis_lib.config import ModelSpec, TrainConfig
-    from thesis_lib.runs import train_or_load
+    from thesis_lib.ground.config import ModelSpec, TrainConfig
+    from thesis_lib.runtime.runs import train_or_load
 
     spec = ModelSpec("fc_autoencoder", {"widths": [64, 16, 4]})
     x = torch.rand(256, 64, generator=torch.Generator().manual_seed(3))

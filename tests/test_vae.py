@@ -1,4 +1,4 @@
-"""Tests for thesis_lib.vae: shapes, reparameterisation, likelihoods, ELBO and the
+"""Tests for thesis_lib.mathematics.vae: shapes, reparameterisation, likelihoods, ELBO and the
 importance-sampled likelihood against brute-force quadrature over a 1-d latent."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from thesis_lib.networks import PhiLayer
-from thesis_lib.vae import (
+from thesis_lib.mathematics.networks import PhiLayer
+from thesis_lib.mathematics.vae import (
     VAE,
     check_vae,
     elbo_objective,
@@ -300,13 +300,14 @@ def test_method_and_function_bad_inputs():
         importance_sampled_nll(model, x, k=0)
     with pytest.raises(ValueError, match="chunk must be a positive integer"):
         importance_sampled_nll(model, x, k=10, chunk=0)
-    with pytest.raises(ValueError, match="model must be a thesis_lib.vae.VAE .*got Linear without 'encode'"):
+    with pytest.raises(ValueError, match="model must be a thesis_lib.mathematics.vae.VAE "
+                       ".*got Linear without 'encode'"):
         negative_elbo(nn.Linear(6, 6), x)
-    with pytest.raises(ValueError, match="model must be a thesis_lib.vae.VAE"):
+    with pytest.raises(ValueError, match="model must be a thesis_lib.mathematics.vae.VAE"):
         importance_sampled_nll(nn.Linear(6, 6), x, k=5)
-    with pytest.raises(ValueError, match="model must be a thesis_lib.vae.VAE"):
+    with pytest.raises(ValueError, match="model must be a thesis_lib.mathematics.vae.VAE"):
         elbo_objective()(nn.Linear(6, 6), x)
-    with pytest.raises(ValueError, match="model must be a thesis_lib.vae.VAE"):
+    with pytest.raises(ValueError, match="model must be a thesis_lib.mathematics.vae.VAE"):
         iwae_objective(k=2)(nn.Linear(6, 6), x)
     check_vae(model)  # a VAE passes
 
@@ -443,7 +444,7 @@ def test_nll_curve_rows_are_prefixes_of_one_set_of_samples_against_scipy(monkeyp
     planted weights), whatever the chunk size; its last row with ks = (k,) is importance_sampled_nll."""
     import scipy.special
 
-    import thesis_lib.vae as vae_module
+    import thesis_lib.mathematics.vae as vae_module
 
     model = _model(input_dim=8, hidden=(6,), latent_dim=3)
     x = (torch.rand(4, 8, generator=_gen(40), dtype=torch.float64) > 0.5).double()
@@ -469,7 +470,7 @@ def test_nll_curve_rows_are_prefixes_of_one_set_of_samples_against_scipy(monkeyp
 
 
 def test_nll_curve_refuses_ks_that_do_not_increase():
-    from thesis_lib.vae import importance_sampled_nll_curve
+    from thesis_lib.mathematics.vae import importance_sampled_nll_curve
 
     model, x = _model(input_dim=8, hidden=(6,), latent_dim=3), torch.zeros(2, 8, dtype=torch.float64)
     for ks in ((), (10, 5), (3, 3)):

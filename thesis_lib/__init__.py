@@ -1,19 +1,36 @@
 """thesis_lib: the library behind the companion book to Sevkovych (2023),
 "On variational autoencoders: theory and applications".
 
-Flat modules, each named after what it holds, in three layers that import only downwards (the
-layering is checked by ``tests/test_architecture.py``):
+Five layers, one folder each; a module imports only its own layer and the layers below it
+(``tests/test_architecture.py`` reads the layers from these folders):
 
-- ground: ``validation``, ``files``, ``paths``, ``config``;
-- the thesis's mathematics: ``activations``, ``networks``, ``risk``, ``optimizers``, ``image_ops``,
-  ``losses``, ``divergences``, ``autoencoders``, ``pca``, ``vae``, ``metrics``;
-- the machinery that trains, stores and publishes: ``data``, ``models``, ``training``,
-  ``checkpoints``, ``runs``, ``experiments``, ``process``, ``provenance``, ``plotting``,
-  ``image_plots``, ``diagrams``, ``chapter``, ``comparisons``.
+- ``ground``: argument checks, atomic files, paths, configurations, command-line errors;
+- ``mathematics``: what the thesis defines and states (activations, networks, risks, optimisers,
+  image operators, losses, divergences, autoencoders, PCA, the VAE, its metrics);
+- ``runtime``: what trains and stores models (data, the training loop, checkpoints, runs, the
+  process settings, provenance);
+- ``publishing``: what the chapters show (figures, diagrams, comparisons, the seeds' tables, a
+  chapter's first cell); it knows the book, the layers below do not;
+- ``reproduction``: every experiment by name, the likelihoods, and the task graph that retrains them.
+
+Publishing and reproduction sit side by side on the runtime and do not import each other.
+The mathematics has short names: ``from thesis_lib import vae`` is ``thesis_lib.mathematics.vae``.
 
 Importing the package does no work: every module is imported on demand, and no module changes the
 process (threads, floating-point mode, allocator) unless an entry point asks it to
-(:mod:`thesis_lib.process`).
+(:mod:`thesis_lib.runtime.process`).
 """
 
+import importlib
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+_MATHEMATICS = Path(__file__).resolve().parent / "mathematics"
+
+
+def __getattr__(name: str):
+    """``thesis_lib.vae`` and ``from thesis_lib import vae``: a module of the mathematics, by its short name."""
+    if not name.startswith("_") and (_MATHEMATICS / f"{name}.py").is_file():
+        return importlib.import_module(f"thesis_lib.mathematics.{name}")
+    raise AttributeError(f"module 'thesis_lib' has no attribute {name!r}")

@@ -43,13 +43,13 @@ from pytorch_examples_vae import loss_function  # noqa: E402  (the recipe's loss
 from thesis_lib.runtime import data  # noqa: E402
 from thesis_lib.reproduction import experiments  # noqa: E402
 from thesis_lib.runtime.checkpoints import load_checkpoint  # noqa: E402
-from thesis_lib.ground.config import ModelSpec  # noqa: E402
+from thesis_lib.ground.config import ModelSpec, TrainConfig  # noqa: E402
 from thesis_lib.ground.files import atomic_write_text  # noqa: E402
 from thesis_lib.runtime.models import build_model  # noqa: E402
 from thesis_lib.ground.paths import default_checkpoint_dir, default_data_dir  # noqa: E402
 from thesis_lib.runtime.process import tune_process  # noqa: E402
-from thesis_lib.runtime.runs import train_or_load  # noqa: E402
-from thesis_lib.runtime.training import fit, make_objective, make_optimizer  # noqa: E402
+from thesis_lib.runtime.runs import Store, train_or_load  # noqa: E402
+from thesis_lib.runtime.training import Loop, fit, make_objective, make_optimizer  # noqa: E402
 
 CASES = {  # name -> (model, batch size, learning rate, loss)
     "thesis AE 784-128-64-12-3": (ModelSpec("fc_autoencoder", {"widths": [784, 128, 64, 12, 3]}), 512, 3e-4, "mse"),
@@ -68,7 +68,8 @@ def library_seconds(case: str, x: torch.Tensor, epochs: int) -> list[float]:
     torch.manual_seed(0)
     model = build_model(spec).to(x.device)
     opt = make_optimizer("adam", model.parameters(), lr)
-    history = fit(model, make_objective(loss), opt, x, epochs=epochs + 1, batch_size=batch, progress=False)
+    history = fit(model, make_objective(loss), opt, TrainConfig(epochs=epochs + 1, batch_size=batch), x,
+                  loop=Loop(progress=False))
     return history["seconds"][1:]  # the first epoch warms up (and follows the graphs' capture)
 
 
@@ -111,9 +112,9 @@ def algorithm2(name: str, epochs: int, tensors: dict, device: torch.device, fold
     config = exp.full.replace(epochs=epochs)
     synchronize(device)
     t0 = time.perf_counter()
-    result = train_or_load(exp.spec, config, tensors["x_train"], tensors["x_test"], y_train=tensors["y_train"],
-                           path=folder / f"{name}.pt", retrain=True, device=str(device), progress=False,
-                           eval_every=max(1, exp.full.epochs // 100), checkpoint_every=50, include_optimizer=False)
+    result = train_or_load(exp.spec, config, (tensors["x_train"], tensors["y_train"]), tensors["x_test"],
+                           store=Store(folder / f"{name}.pt", retrain=True, every=50, include_optimizer=False),
+                           device=str(device), loop=Loop(progress=False, eval_every=max(1, exp.full.epochs // 100)))
     synchronize(device)
     return {"name": name, "epochs": epochs, "seconds": time.perf_counter() - t0,
             "train_loss": result.history.last("train_loss"), "test_loss": result.history.last("test_loss")}

@@ -16,8 +16,8 @@ from torch import nn
 
 from pytorch_examples_vae import loss_function  # the recipe's loss, defined once
 
-from thesis_lib.ground.config import ModelSpec
-from thesis_lib.runtime.training import epoch_permutation, fit, make_objective, make_optimizer
+from thesis_lib.ground.config import ModelSpec, TrainConfig
+from thesis_lib.runtime.training import Loop, epoch_permutation, fit, make_objective, make_optimizer
 
 
 @dataclass(frozen=True)
@@ -164,8 +164,8 @@ def library_runner(case: Case, model: nn.Module, x: torch.Tensor) -> Callable[[]
     def epoch() -> float:
         nonlocal done
         done += 1
-        history = fit(model, objective, opt, x, epochs=done, start_epoch=done - 1, batch_size=case.batch_size,
-                      progress=False)
+        history = fit(model, objective, opt, TrainConfig(epochs=done, batch_size=case.batch_size), x,
+                      loop=Loop(start_epoch=done - 1, progress=False))
         return history["seconds"][-1]
 
     return epoch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -9,7 +10,8 @@ import torch
 
 from thesis_lib.runtime import checkpoints
 from thesis_lib.runtime.checkpoints import CheckpointMismatchError, check_matches, load_checkpoint, save_checkpoint
-from thesis_lib.runtime.runs import train_or_load
+from thesis_lib.runtime.runs import Store, train_or_load
+from thesis_lib.runtime.training import Loop
 from thesis_lib.ground.config import ModelSpec, TrainConfig
 
 AE = ModelSpec("fc_autoencoder", {"widths": [64, 16, 4]})
@@ -27,12 +29,12 @@ def _flat(model):
 def test_train_save_load_round_trip(tmp_path):
     path = tmp_path / "ae.pt"
     cfg = TrainConfig(epochs=3, batch_size=32, lr=1e-3)
-    first = train_or_load(AE, cfg, _x(), _x(32, seed=1), path=path, progress=False)
+    first = train_or_load(AE, cfg, _x(), _x(32, seed=1), store=Store(path), loop=Loop(progress=False))
     assert first.trained and path.is_file()
     ckpt = load_checkpoint(path)
     assert ckpt["epoch"] == 3 and ckpt["train_config"] == cfg.to_dict() and ckpt["model_spec"] == AE.to_dict()
     assert ckpt["provenance"]["device"] == "cpu" and "wall_seconds" in ckpt["provenance"]
-    again = train_or_load(AE, cfg, _x(), path=path, progress=False)
+    again = train_or_load(AE, cfg, _x(), store=Store(path), loop=Loop(progress=False))
     assert not again.trained
     assert torch.equal(_flat(first.model), _flat(again.model))
     assert again.history.metrics == first.history.metrics
@@ -42,10 +44,10 @@ def test_train_save_load_round_trip(tmp_path):
 def test_resumed_run_equals_uninterrupted_run(tmp_path, spec):
     loss = "elbo" if spec.kind == "vae" else "mse"  # the VAE also draws noise: its RNG state must be restored
     cfg4 = TrainConfig(epochs=4, batch_size=32, lr=1e-3, loss=loss, seed=3)
-    straight = train_or_load(spec, cfg4, _x(), path=None, progress=False)
+    straight = train_or_load(spec, cfg4, _x(), loop=Loop(progress=False))
     path = tmp_path / "run.pt"
-    train_or_load(spec, cfg4.replace(epochs=2), _x(), path=path, progress=False)
-    resumed = train_or_load(spec, cfg4, _x(), path=path, progress=False)
+    train_or_load(spec, cfg4.replace(epochs=2), _x(), store=Store(path), loop=Loop(progress=False))
+    resumed = train_or_load(spec, cfg4, _x(), store=Store(path), loop=Loop(progress=False))
     assert resumed.trained
     assert torch.equal(_flat(straight.model), _flat(resumed.model))
     assert resumed.history["train_loss"] == straight.history["train_loss"]
@@ -54,22 +56,23 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, spec):
 def test_mismatch_is_refused_naming_the_field(tmp_path):
     path = tmp_path / "ae.pt"
     cfg = TrainConfig(epochs=2, batch_size=32)
-    train_or_load(AE, cfg, _x(), path=path, progress=False)
+    train_or_load(AE, cfg, _x(), store=Store(path), loop=Loop(progress=False))
     with pytest.raises(CheckpointMismatchError, match="lr"):
-        train_or_load(AE, cfg.replace(lr=1e-2), _x(), path=path, progress=False)
+        train_or_load(AE, cfg.replace(lr=1e-2), _x(), store=Store(path), loop=Loop(progress=False))
     with pytest.raises(CheckpointMismatchError, match="model_spec"):
-        train_or_load(ModelSpec("fc_autoencoder", {"widths": [64, 16, 5]}), cfg, _x(), path=path, progress=False)
+        train_or_load(ModelSpec("fc_autoencoder", {"widths": [64, 16, 5]}), cfg, _x(), store=Store(path),
+                      loop=Loop(progress=False))
     with pytest.raises(CheckpointMismatchError, match="epochs"):
-        train_or_load(AE, cfg.replace(epochs=1), _x(), path=path, progress=False)
+        train_or_load(AE, cfg.replace(epochs=1), _x(), store=Store(path), loop=Loop(progress=False))
     # retrain=True overwrites it instead
-    res = train_or_load(AE, cfg.replace(lr=1e-2), _x(), path=path, retrain=True, progress=False)
+    res = train_or_load(AE, cfg.replace(lr=1e-2), _x(), store=Store(path, retrain=True), loop=Loop(progress=False))
     assert res.trained and load_checkpoint(path)["train_config"]["lr"] == 1e-2
 
 
 def test_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "c.pt"
     cfg = TrainConfig(epochs=1, batch_size=32)
-    train_or_load(AE, cfg, _x(), path=path, progress=False)
+    train_or_load(AE, cfg, _x(), store=Store(path), loop=Loop(progress=False))
     before = path.read_bytes()
 
     def broken_save(obj, fh):
@@ -119,25 +122,25 @@ def test_lr_decay_follows_the_epoch_and_survives_resuming(tmp_path, monkeypatch)
     orig = runs.fit
 
     def spy(model, objective, optimizer, *a, **k):
-        hook = k["on_epoch_end"]
+        hook = k["loop"].on_epoch_end
 
         def record(epoch, hist):
             hook(epoch, hist)  # fit has stepped the schedule: the step size of epoch + 1
             seen.append((epoch, optimizer.param_groups[0]["lr"]))
 
-        k["on_epoch_end"] = record
+        k["loop"] = dataclasses.replace(k["loop"], on_epoch_end=record)
         seen.append(("start", optimizer.param_groups[0]["lr"]))
         return orig(model, objective, optimizer, *a, **k)
 
     monkeypatch.setattr(runs, "fit", spy)
     cfg = TrainConfig(epochs=4, batch_size=32, lr=1e-2, lr_decay=0.5)
-    straight = train_or_load(AE, cfg, _x(), path=None, progress=False)
+    straight = train_or_load(AE, cfg, _x(), loop=Loop(progress=False))
     # epoch e trains with 1e-2 * 0.5**(e-1): the lr read at the end of epoch e is the one set for e + 1
     assert seen == [("start", 1e-2), (1, 5e-3), (2, 2.5e-3), (3, 1.25e-3), (4, 6.25e-4)]
     seen.clear()
     path = tmp_path / "d.pt"
-    train_or_load(AE, cfg.replace(epochs=2), _x(), path=path, progress=False)
-    resumed = train_or_load(AE, cfg, _x(), path=path, progress=False)
+    train_or_load(AE, cfg.replace(epochs=2), _x(), store=Store(path), loop=Loop(progress=False))
+    resumed = train_or_load(AE, cfg, _x(), store=Store(path), loop=Loop(progress=False))
     assert seen[-3] == ("start", 2.5e-3)
     assert torch.equal(_flat(straight.model), _flat(resumed.model))
     with pytest.raises(ValueError, match="lr_decay"):
@@ -156,13 +159,14 @@ def test_checkpoint_without_a_newer_field_reads_as_its_default():
 def test_warm_start_begins_at_the_parent_weights_and_records_it(tmp_path):
     parent_path = tmp_path / "parent.pt"
     cfg = TrainConfig(epochs=2, batch_size=32, lr=1e-3)
-    parent = train_or_load(AE, cfg, _x(), path=parent_path, progress=False)
+    parent = train_or_load(AE, cfg, _x(), store=Store(parent_path), loop=Loop(progress=False))
     # zero epochs of change is impossible (epochs >= 1), so compare against training the parent's weights by hand
     child_path = tmp_path / "child.pt"
-    child = train_or_load(AE, cfg.replace(epochs=1, lr=1e-9), _x(), path=child_path, progress=False, init=parent_path)
+    child = train_or_load(AE, cfg.replace(epochs=1, lr=1e-9), _x(), store=Store(child_path), loop=Loop(progress=False),
+                          init=parent_path)
     # with a step size of 1e-9 the child's weights stay at the parent's (and far from a fresh model's)
     assert torch.allclose(_flat(child.model), _flat(parent.model), atol=1e-6)
-    fresh = train_or_load(AE, cfg.replace(epochs=1, lr=1e-9), _x(), path=None, progress=False)
+    fresh = train_or_load(AE, cfg.replace(epochs=1, lr=1e-9), _x(), loop=Loop(progress=False))
     assert (_flat(fresh.model) - _flat(parent.model)).abs().max() > 1e-3
     ckpt = load_checkpoint(child_path)
     import hashlib
@@ -170,24 +174,27 @@ def test_warm_start_begins_at_the_parent_weights_and_records_it(tmp_path):
     assert ckpt["init_from"]["sha256"] == hashlib.sha256(parent_path.read_bytes()).hexdigest()
     assert ckpt["init_from"]["epoch"] == 2 and ckpt["init_from"]["file"] == "parent.pt"
     # loading it again with the same parent works and does not train
-    again = train_or_load(AE, cfg.replace(epochs=1, lr=1e-9), _x(), path=child_path, progress=False, init=parent_path)
+    again = train_or_load(AE, cfg.replace(epochs=1, lr=1e-9), _x(), store=Store(child_path), loop=Loop(progress=False),
+                          init=parent_path)
     assert not again.trained
 
 
 def test_warm_start_is_refused_when_the_parent_changed_or_is_missing(tmp_path):
     parent_path = tmp_path / "parent.pt"
     cfg = TrainConfig(epochs=1, batch_size=32, lr=1e-3)
-    train_or_load(AE, cfg, _x(), path=parent_path, progress=False)
+    train_or_load(AE, cfg, _x(), store=Store(parent_path), loop=Loop(progress=False))
     child_path = tmp_path / "child.pt"
-    train_or_load(AE, cfg, _x(), path=child_path, progress=False, init=parent_path)
-    train_or_load(AE, cfg.replace(seed=5), _x(), path=parent_path, progress=False, retrain=True)  # a new parent
+    train_or_load(AE, cfg, _x(), store=Store(child_path), loop=Loop(progress=False), init=parent_path)
+    # a new parent
+    train_or_load(AE, cfg.replace(seed=5), _x(), store=Store(parent_path, retrain=True), loop=Loop(progress=False))
     with pytest.raises(CheckpointMismatchError, match="was trained from the weights"):
-        train_or_load(AE, cfg, _x(), path=child_path, progress=False, init=parent_path)
+        train_or_load(AE, cfg, _x(), store=Store(child_path), loop=Loop(progress=False), init=parent_path)
     with pytest.raises(CheckpointMismatchError, match="was trained from the weights"):
-        train_or_load(AE, cfg, _x(), path=child_path, progress=False)  # asked without a warm start
+        train_or_load(AE, cfg, _x(), store=Store(child_path), loop=Loop(progress=False))  # asked without a warm start
     with pytest.raises(FileNotFoundError, match="init must be an existing checkpoint"):
-        train_or_load(AE, cfg, _x(), path=tmp_path / "other.pt", progress=False, init=tmp_path / "nope.pt")
+        train_or_load(AE, cfg, _x(), store=Store(tmp_path / "other.pt"), loop=Loop(progress=False),
+                      init=tmp_path / "nope.pt")
     with pytest.raises(CheckpointMismatchError, match="another architecture"):
-        train_or_load(ModelSpec("fc_autoencoder", {"widths": [64, 8, 4]}), cfg, _x(), path=None, progress=False,
-                      init=parent_path)
+        train_or_load(ModelSpec("fc_autoencoder", {"widths": [64, 8, 4]}), cfg, _x(),
+                      loop=Loop(progress=False), init=parent_path)
     assert not (tmp_path / "other.pt").exists()  # nothing half-made

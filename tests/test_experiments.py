@@ -103,27 +103,28 @@ def test_binarize_is_fixed_and_has_the_right_mean():
 
 
 def test_exclude_class_needs_labels_and_removes_the_class(tmp_path):
-    from thesis_lib.runtime.runs import train_or_load
     from thesis_lib.ground.config import ModelSpec
+    from thesis_lib.runtime.runs import train_or_load
+    from thesis_lib.runtime.training import Loop
 
     spec = ModelSpec("fc_autoencoder", {"widths": [16, 4]})
     cfg = TrainConfig(epochs=1, batch_size=8, exclude_class=3)
     x = torch.rand(40, 16)
     with pytest.raises(ValueError, match="exclude_class needs the labels"):
-        train_or_load(spec, cfg, x, progress=False)
+        train_or_load(spec, cfg, x, loop=Loop(progress=False))
     seen = []
     y = torch.arange(40) % 5
     import thesis_lib.runtime.runs as runs
 
     orig = runs.fit
 
-    def spy(model, objective, optimizer, x_train, *a, **k):
-        seen.append(len(x_train))
-        return orig(model, objective, optimizer, x_train, *a, **k)
+    def spy(model, objective, optimizer, config, train, *a, **k):
+        seen.append(len(train[0]))
+        return orig(model, objective, optimizer, config, train, *a, **k)
 
     runs.fit = spy
     try:
-        train_or_load(spec, cfg, x, y_train=y, progress=False)
+        train_or_load(spec, cfg, (x, y), loop=Loop(progress=False))
     finally:
         runs.fit = orig
     assert seen == [32]
@@ -137,12 +138,14 @@ def test_train_config_new_fields_validate():
 
 
 def test_provenance_table_lists_every_experiment(tmp_path):
-    from thesis_lib.runtime.runs import train_or_load
+    from thesis_lib.runtime.runs import Store, train_or_load
+    from thesis_lib.runtime.training import Loop
 
     cfg = ChapterConfig.from_parameters(chapter="04", checkpoint_dir=tmp_path)
     exp = experiments.get("linear_ae_2")
     x = torch.rand(64, 784)
-    train_or_load(exp.spec, exp.full.replace(epochs=1), x, x[:16], path=tmp_path / "linear_ae_2.pt", progress=False)
+    train_or_load(exp.spec, exp.full.replace(epochs=1), x, x[:16], store=Store(tmp_path / "linear_ae_2.pt"),
+                  loop=Loop(progress=False))
     table = experiments.provenance_table(tmp_path)
     rows = table.splitlines()
     assert len(rows) == 2 + len(experiments.EXPERIMENTS)

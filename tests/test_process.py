@@ -142,7 +142,8 @@ def test_malloc_settings_come_from_the_environment():
 def test_fit_changes_no_process_wide_state():
     """fit leaves the thread count, the flush mode of every thread and the allocator as it found them."""
     out = _run("""
-from thesis_lib.runtime.training import fit, make_objective
+from thesis_lib.ground.config import TrainConfig
+from thesis_lib.runtime.training import Loop, fit, make_objective
 from thesis_lib.mathematics.networks import DeepNetwork
 torch.set_num_threads(2)
 state = lambda: {"threads": torch.get_num_threads(), "flushed": flushed_fraction(),
@@ -151,8 +152,8 @@ before = state()
 torch.manual_seed(0)
 model = DeepNetwork((16, 8, 16), activations=("relu", "sigmoid"))
 x = torch.rand(256, 16)
-fit(model, make_objective("mse"), torch.optim.Adam(model.parameters(), lr=1e-3, fused=True), x,
-    epochs=2, batch_size=64, progress=False)
+fit(model, make_objective("mse"), torch.optim.Adam(model.parameters(), lr=1e-3, fused=True),
+    TrainConfig(epochs=2, batch_size=64), x, loop=Loop(progress=False))
 print(json.dumps({"before": before, "after": state()}))
 """)
     assert out["before"] == out["after"]

@@ -197,7 +197,8 @@ def test_skip_leaves_experiments_out_but_not_a_warm_starts_parent(capsys):
 
 
 def test_dry_run_prints_the_whole_plan_without_importing_dask():
-    script = ("import sys; from thesis_lib.reproduction import reproduce; rc = reproduce.main(['--dry-run', '--workers', '2']); "
+    script = ("import sys; from thesis_lib.reproduction import reproduce; "
+              "rc = reproduce.main(['--dry-run', '--workers', '2']); "
               "print('DASK', [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]); sys.exit(rc)")
     done = subprocess.run([PY, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr

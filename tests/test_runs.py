@@ -9,7 +9,8 @@ import torch
 import thesis_lib.runtime.runs as runs
 from thesis_lib.runtime import data
 from thesis_lib.ground.config import ModelSpec, TrainConfig
-from thesis_lib.runtime.runs import train_or_load
+from thesis_lib.runtime.runs import Store, train_or_load
+from thesis_lib.runtime.training import Loop
 
 SPEC = ModelSpec("fc_autoencoder", {"widths": [32, 8, 3]})
 
@@ -27,9 +28,9 @@ def test_a_validation_split_is_carved_from_the_training_set_and_the_test_set_sco
     seen, scored = [], []
     real_fit, real_evaluate = runs.fit, runs.evaluate
 
-    def fit(model, objective, optimizer, x_train, y_train, x_held, *a, **k):
-        seen.append((len(x_train), x_held, k["held_out"]))
-        return real_fit(model, objective, optimizer, x_train, y_train, x_held, *a, **k)
+    def fit(model, objective, optimizer, config, train, held_out, *a, **k):
+        seen.append((len(train[0]), held_out[0], k["loop"].held_out))
+        return real_fit(model, objective, optimizer, config, train, held_out, *a, **k)
 
     def evaluate(model, objective, xs, *a, **k):
         scored.append(xs)
@@ -37,7 +38,8 @@ def test_a_validation_split_is_carved_from_the_training_set_and_the_test_set_sco
 
     monkeypatch.setattr(runs, "fit", fit)
     monkeypatch.setattr(runs, "evaluate", evaluate)
-    res = train_or_load(SPEC, TrainConfig(epochs=3, batch_size=32, lr=1e-2, validation=64), x, x_test, progress=False)
+    res = train_or_load(SPEC, TrainConfig(epochs=3, batch_size=32, lr=1e-2, validation=64), x, x_test,
+                        loop=Loop(progress=False))
     (n_fit, held, key), = seen
     assert n_fit == 192 and torch.equal(held, x[-64:]) and key == "val_loss"
     assert "val_loss" in res.history and "test_loss" not in res.history
@@ -49,13 +51,13 @@ def test_a_validation_split_is_carved_from_the_training_set_and_the_test_set_sco
 def test_resuming_a_run_with_a_validation_split_ends_where_the_straight_run_ends(tmp_path):
     x, x_test = _x(256, 1), _x(64, 2)
     cfg = TrainConfig(epochs=4, batch_size=32, lr=1e-2, validation=64)
-    straight = train_or_load(SPEC, cfg, x, x_test, progress=False)
+    straight = train_or_load(SPEC, cfg, x, x_test, loop=Loop(progress=False))
     path = tmp_path / "v.pt"
-    train_or_load(SPEC, cfg.replace(epochs=2), x, x_test, path=path, progress=False)
-    resumed = train_or_load(SPEC, cfg, x, x_test, path=path, progress=False)
+    train_or_load(SPEC, cfg.replace(epochs=2), x, x_test, store=Store(path), loop=Loop(progress=False))
+    resumed = train_or_load(SPEC, cfg, x, x_test, store=Store(path), loop=Loop(progress=False))
     assert torch.equal(_flat(straight.model), _flat(resumed.model))
     assert resumed.history["val_loss"] == straight.history["val_loss"]
-    loaded = train_or_load(SPEC, cfg, x, x_test, path=path, progress=False)
+    loaded = train_or_load(SPEC, cfg, x, x_test, store=Store(path), loop=Loop(progress=False))
     assert not loaded.trained and loaded.provenance["final"]["test_loss"] == straight.provenance["final"]["test_loss"]
 
 
@@ -71,11 +73,13 @@ def test_bad_validation_sizes_are_refused():
 def test_a_warm_start_from_weights_fitted_on_other_images_is_refused(tmp_path):
     x, x_test = _x(256, 1), _x(64, 2)
     parent = tmp_path / "parent.pt"
-    train_or_load(SPEC, TrainConfig(epochs=1, batch_size=32, lr=1e-2), x, x_test, path=parent, progress=False)
+    train_or_load(SPEC, TrainConfig(epochs=1, batch_size=32, lr=1e-2), x, x_test, store=Store(parent),
+                  loop=Loop(progress=False))
     with pytest.raises(runs.CheckpointMismatchError, match="another split of the training set.*holds out"):
         train_or_load(SPEC, TrainConfig(epochs=1, batch_size=32, lr=1e-2, validation=64), x, x_test,
-                      init=parent, progress=False)
-    same = train_or_load(SPEC, TrainConfig(epochs=1, batch_size=32, lr=1e-2), x, x_test, init=parent, progress=False)
+                      loop=Loop(progress=False), init=parent)
+    same = train_or_load(SPEC, TrainConfig(epochs=1, batch_size=32, lr=1e-2), x, x_test, loop=Loop(progress=False),
+                         init=parent)
     assert same.trained
 
 

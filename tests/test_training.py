@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from thesis_lib.runtime.training import (History, epoch_permutation, evaluate, fit, make_objective, make_optimizer,
-                                 seed_everything)
+from thesis_lib.ground.config import TrainConfig
+from thesis_lib.runtime.training import (History, Loop, epoch_permutation, evaluate, fit, make_objective,
+                                         make_optimizer, seed_everything)
 
 
 def _data(n=300, d=20, seed=0):
@@ -33,7 +34,7 @@ def test_loss_falls():
     x = _data()
     model = _model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    h = fit(model, mse, opt, x, x_test=x[:50], epochs=30, batch_size=32, progress=False)
+    h = fit(model, mse, opt, TrainConfig(epochs=30, batch_size=32), x, x[:50], loop=Loop(progress=False))
     assert h.epochs == 30 and len(h["test_loss"]) == 30
     assert h["train_loss"][-1] < 0.3 * h["train_loss"][0]
 
@@ -44,7 +45,7 @@ def test_same_seed_same_weights_and_different_seed_differs():
     for seed in (0, 0, 1):
         model = _model()
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        fit(model, mse, opt, x, epochs=3, batch_size=64, seed=seed, progress=False)
+        fit(model, mse, opt, TrainConfig(epochs=3, batch_size=64, seed=seed), x, loop=Loop(progress=False))
         runs.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])
@@ -56,7 +57,7 @@ def test_equals_a_hand_written_loop():
     ours, ref = _model(), _model()
     opt_a = torch.optim.SGD(ours.parameters(), lr=0.05)
     opt_b = torch.optim.SGD(ref.parameters(), lr=0.05)
-    fit(ours, mse, opt_a, x, epochs=3, batch_size=64, seed=5, progress=False)
+    fit(ours, mse, opt_a, TrainConfig(epochs=3, batch_size=64, seed=5), x, loop=Loop(progress=False))
     for epoch in range(1, 4):
         order = epoch_permutation(len(x), 5, epoch)
         for start in range(0, len(x), 64):
@@ -79,7 +80,8 @@ def test_every_example_seen_once_per_epoch_including_the_last_partial_batch():
         sizes.append(len(xb))
         return (xb.flatten() * w) ** 2
 
-    fit(nn.Identity(), recorder, torch.optim.SGD([w], lr=0.1), x, epochs=2, batch_size=4, progress=False)
+    fit(nn.Identity(), recorder, torch.optim.SGD([w], lr=0.1), TrainConfig(epochs=2, batch_size=4), x,
+        loop=Loop(progress=False))
     assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:]) == list(range(10))
     assert sizes == [4, 4, 2, 4, 4, 2]
     assert seen[:10] != seen[10:]  # a new order each epoch
@@ -107,7 +109,8 @@ def test_supervised_targets_are_passed_in_the_same_order():
     y = x @ torch.tensor([1.0, -2.0, 0.5, 0.0, 3.0])
     model = nn.Linear(5, 1)
     obj = lambda m, xb, yb: (m(xb).squeeze(1) - yb) ** 2  # noqa: E731
-    h = fit(model, obj, torch.optim.SGD(model.parameters(), lr=0.05), x, y, epochs=200, batch_size=16, progress=False)
+    h = fit(model, obj, torch.optim.SGD(model.parameters(), lr=0.05), TrainConfig(epochs=200, batch_size=16), (x, y),
+            loop=Loop(progress=False))
     assert h["train_loss"][-1] < 1e-4
 
 
@@ -133,7 +136,8 @@ def test_divergence_is_reported():
     x = _data()
     model = _model()
     with pytest.raises(FloatingPointError, match="diverged"):
-        fit(model, mse, torch.optim.SGD(model.parameters(), lr=1e6), x, epochs=20, batch_size=300, progress=False)
+        fit(model, mse, torch.optim.SGD(model.parameters(), lr=1e6), TrainConfig(epochs=20, batch_size=300), x,
+            loop=Loop(progress=False))
 
 
 @pytest.mark.parametrize(
@@ -146,14 +150,16 @@ def test_bad_arguments(kwargs, name):
     model = _model()
     before = copy.deepcopy(model.state_dict())
     with pytest.raises(ValueError, match=name):
-        fit(model, mse, torch.optim.SGD(model.parameters(), lr=0.1), _data(), progress=False, **args)
+        config = TrainConfig(**{k: v for k, v in args.items() if k in ("epochs", "batch_size")})
+        loop = Loop(progress=False, **{k: v for k, v in args.items() if k not in ("epochs", "batch_size")})
+        fit(model, mse, torch.optim.SGD(model.parameters(), lr=0.1), config, _data(), loop=loop)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # no work was done
 
 
 def test_mismatched_targets_rejected():
     with pytest.raises(ValueError, match="y_train"):
-        fit(_model(), mse, torch.optim.SGD(_model().parameters(), lr=0.1), _data(), torch.zeros(3),
-            epochs=1, batch_size=4, progress=False)
+        fit(_model(), mse, torch.optim.SGD(_model().parameters(), lr=0.1), TrainConfig(epochs=1, batch_size=4),
+            (_data(), torch.zeros(3)), loop=Loop(progress=False))
 
 
 def test_make_objective_names():
@@ -201,7 +207,7 @@ def test_torch_fused_adam_and_the_thesis_adam_train_the_same_trajectory():
     spec = ModelSpec("fc_autoencoder", {"widths": [64, 16, 4]})
     x = torch.rand(256, 64, generator=torch.Generator().manual_seed(3))
     runs = {name: train_or_load(spec, TrainConfig(epochs=5, batch_size=32, lr=1e-3, optimizer=name), x, x[:64],
-                                progress=False) for name in ("adam", "thesis_adam")}
+                                loop=Loop(progress=False)) for name in ("adam", "thesis_adam")}
     a, b = (torch.cat([p.detach().flatten() for p in r.model.parameters()]) for r in runs.values())
     print(f"fused vs written-out Adam after 40 steps: max abs weight difference {float((a - b).abs().max()):.2e}")
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)

@@ -30,7 +30,8 @@ from thesis_lib.ground.cli import ArgumentParser, existing_dir, folder_to_write,
 from thesis_lib.ground.config import ChapterConfig, ModelSpec, TrainConfig
 from thesis_lib.ground.paths import default_checkpoint_dir
 from thesis_lib.runtime.process import resolve_device, restart_with_malloc_settings, tune_process
-from thesis_lib.runtime.runs import TrainResult, train_or_load
+from thesis_lib.runtime.runs import Store, TrainResult, train_or_load
+from thesis_lib.runtime.training import Loop
 
 QUICK_TRAIN_LIMIT = 2048  # images the quick profile trains on
 QUICK_TEST_LIMIT = 1000  # images the quick profile evaluates on
@@ -208,12 +209,10 @@ def run(name: str, cfg: ChapterConfig, progress: bool = False,
         t = load_data(exp, cfg)
     path = checkpoint_path(exp, cfg)
     init = path.with_name(f"{exp.init_from}.pt") if exp.init_from and path is not None else None
-    return train_or_load(
-        exp.spec, exp.config(cfg.profile, cfg.seed), t["x_train"], t["x_test"],
-        y_train=t["y_train"], path=path, retrain=cfg.retrain,
-        device=resolve_device(cfg.device), progress=progress, include_optimizer=False,
-        eval_every=max(1, exp.config(cfg.profile).epochs // 100), init=init, checkpoint_every=checkpoint_every,
-    )
+    store = None if path is None else Store(path, cfg.retrain, every=checkpoint_every, include_optimizer=False)
+    loop = Loop(progress=progress, eval_every=max(1, exp.config(cfg.profile).epochs // 100))
+    return train_or_load(exp.spec, exp.config(cfg.profile, cfg.seed), (t["x_train"], t["y_train"]), t["x_test"],
+                         store=store, device=resolve_device(cfg.device), loop=loop, init=init)
 
 
 def provenance_table(checkpoint_dir: Path | None = None) -> str:

@@ -1,7 +1,7 @@
 """Retrain every experiment of chapters 4 and 5, for one seed or several, as a task graph on Dask distributed.
 
-    python -m thesis_lib.reproduction.reproduce --dry-run         # the plan and its estimated time, nothing run
-    python -m thesis_lib.reproduction.reproduce                                # full profile, seed 0, every experiment
+    python -m thesis_lib.reproduction.reproduce --dry-run  # the plan and its estimated time, nothing run
+    python -m thesis_lib.reproduction.reproduce            # full profile, seed 0, every experiment
     python -m thesis_lib.reproduction.reproduce --profile quick --seeds 0 1 2 --only vae_standard linear_ae_2
     python -m thesis_lib.reproduction.reproduce --scheduler tcp://head-node:8786 --seeds 0 1 2  # a cluster
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 import thesis_lib
@@ -33,7 +33,9 @@ from thesis_lib.runtime.checkpoints import (
 from thesis_lib.ground.config import ModelSpec, TrainConfig
 from thesis_lib.runtime.data import split_validation, subset
 from thesis_lib.runtime.models import build_model
-from thesis_lib.runtime.training import History, evaluate, fit, make_objective, make_optimizer, seed_everything
+from thesis_lib.ground.validation import check_positive_int
+from thesis_lib.runtime.training import (Data, History, Loop, as_pair, evaluate, fit, make_objective, make_optimizer,
+                                         seed_everything)
 
 
 @dataclass
@@ -149,22 +151,37 @@ def split_training(config: TrainConfig, x: torch.Tensor, y: torch.Tensor | None)
     return split_validation(x, y, config.validation)
 
 
-def train_or_load(
-    spec: ModelSpec, config: TrainConfig, x_train: Tensor, x_test: Tensor | None = None, *,
-    path: str | os.PathLike | None = None, retrain: bool = False, device: str = "cpu",
-    y_train: Tensor | None = None, y_test: Tensor | None = None, progress: bool = True,
-    checkpoint_every: int = 50, eval_every: int = 1, include_optimizer: bool = True,
-    init: str | os.PathLike | None = None,
-) -> TrainResult:
-    """Load the model from ``path`` when a matching, finished checkpoint is there; otherwise train it.
+@dataclass(frozen=True)
+class Store:
+    """Where :func:`train_or_load` keeps a run: the checkpoint ``path``, whether to ``retrain`` even when a
+    finished checkpoint is there, the epochs between saves (``every``), and whether the final checkpoint
+    keeps the optimiser state (``include_optimizer``, to train it further)."""
 
-    A matching checkpoint with fewer epochs is resumed on the same trajectory; one with another
-    configuration is refused (:class:`~thesis_lib.runtime.checkpoints.CheckpointMismatchError`). With
-    ``path=None`` nothing is saved; else every ``checkpoint_every`` epochs and at the end (the final one
-    without optimiser state unless ``include_optimizer``). ``init`` names a checkpoint of the same
-    architecture to start from (a warm start, recorded by SHA-256 and refused if that file changes).
+    path: str | os.PathLike
+    retrain: bool = False
+    every: int = 50
+    include_optimizer: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive_int("checkpoint_every", self.every)
+
+
+def train_or_load(
+    spec: ModelSpec, config: TrainConfig, train: Data, test: Data | None = None, *,
+    store: Store | None = None, device: str = "cpu", loop: Loop = Loop(), init: str | os.PathLike | None = None,
+) -> TrainResult:
+    """Load the model from ``store.path`` when a matching, finished checkpoint is there; otherwise train it.
+
+    ``train`` and ``test`` are the images ``x``, or ``(x, y)``, as for :func:`~thesis_lib.runtime.training.fit`;
+    ``loop`` says how often to evaluate and whether to show progress (its schedule and hook are this
+    function's). A matching checkpoint with fewer epochs is resumed on the same trajectory; one with
+    another configuration is refused (:class:`~thesis_lib.runtime.checkpoints.CheckpointMismatchError`).
+    With ``store=None`` nothing is saved. ``init`` names a checkpoint of the same architecture to start
+    from (a warm start, recorded by SHA-256 and refused if that file changes).
     """
-    path = None if path is None else Path(path)
+    (x_train, y_train), (x_test, y_test) = as_pair(train), as_pair(test)
+    path = None if store is None else Path(store.path)
+    retrain = store is not None and store.retrain
     objective = make_objective(config.loss, config.beta, config.binarize, config.iw_samples)
     init_from, init_weights = parent_record(init, spec) if init is not None else (None, None)
     if init_from is not None:
@@ -192,12 +209,10 @@ def train_or_load(
     if config.validation and x_test is not None:
         def final_test() -> float:
             return evaluate(model, objective, x_test, y_test)
-    saver = _Saver(path, spec, config, device, model, optimizer, scheduler, init_from, wall_before,
-                   checkpoint_every, include_optimizer, final_test)
+    every, keep = (store.every, store.include_optimizer) if store is not None else (1, True)
+    saver = _Saver(path, spec, config, device, model, optimizer, scheduler, init_from, wall_before, every, keep,
+                   final_test)
     held_out = (x_val, y_val, "val_loss") if config.validation else (x_test, y_test, "test_loss")
-    history = fit(
-        model, objective, optimizer, x_train, y_train, held_out[0], held_out[1], epochs=config.epochs,
-        batch_size=config.batch_size, seed=config.seed, start_epoch=start, history=history,
-        progress=progress, eval_every=eval_every, scheduler=scheduler, on_epoch_end=saver, held_out=held_out[2],
-    )
+    loop = replace(loop, start_epoch=start, held_out=held_out[2], scheduler=scheduler, on_epoch_end=saver)
+    history = fit(model, objective, optimizer, config, (x_train, y_train), held_out[:2], loop=loop, history=history)
     return TrainResult(model.eval(), history, saver.provenance(history), trained=True)

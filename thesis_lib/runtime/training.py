@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from thesis_lib.mathematics import optimizers
-from thesis_lib.ground.config import LOSSES, OPTIMIZERS
+from thesis_lib.ground.config import LOSSES, OPTIMIZERS, TrainConfig
 from thesis_lib.runtime.cuda_graphs import CapturedSteps, capturable
 from thesis_lib.mathematics.losses import reconstruction_objective
 from thesis_lib.mathematics.networks import eval_mode
@@ -126,40 +126,69 @@ def train_epoch(
     return running
 
 
+Data = Tensor | tuple[Tensor, Tensor | None]  # the inputs x, or (x, y) with the targets of a supervised objective
+
+
+@dataclass(frozen=True)
+class Loop:
+    """How :func:`fit` runs, besides the hyperparameters of a :class:`~thesis_lib.ground.config.TrainConfig`.
+
+    ``start_epoch``: the epochs already trained (a resumed run continues after it, its ``history`` holding
+    them). ``eval_every``: the held-out loss is measured every so many epochs and at the last (NaN in
+    between), under the name ``held_out`` (``"test_loss"``, or ``"val_loss"`` for a validation split).
+    ``scheduler`` (a ``torch.optim.lr_scheduler``) steps after every epoch; ``on_epoch_end(epoch, history)``
+    is the one hook (checkpointing), with ``epoch`` counted from 1. ``cuda_graphs`` (``None``: whenever the
+    data is on a CUDA device and the optimiser is one of torch's) replays each step from a CUDA graph
+    (:class:`thesis_lib.runtime.cuda_graphs.CapturedSteps`).
+    """
+
+    start_epoch: int = 0
+    eval_every: int = 1
+    held_out: str = "test_loss"
+    progress: bool = True
+    scheduler: Any = None
+    on_epoch_end: Callable[[int, History], None] | None = None
+    cuda_graphs: bool | None = None
+
+    def __post_init__(self) -> None:
+        check_nonnegative_int("start_epoch", self.start_epoch)
+        check_positive_int("eval_every", self.eval_every)
+        if self.cuda_graphs is not None and not isinstance(self.cuda_graphs, bool):
+            raise ValueError(f"cuda_graphs must be True, False or None (on a CUDA device); got {self.cuda_graphs!r}")
+
+
+def as_pair(data: Data | None) -> tuple[Tensor | None, Tensor | None]:
+    """``(x, y)`` of ``x``, ``(x, y)`` or None (then ``(None, None)``)."""
+    return tuple(data) if isinstance(data, (tuple, list)) else (data, None)
+
+
 def fit(
-    model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
-    x_train: Tensor, y_train: Tensor | None = None, x_test: Tensor | None = None, y_test: Tensor | None = None,
-    *, epochs: int, batch_size: int, seed: int = 0, start_epoch: int = 0, history: History | None = None,
-    progress: bool = True, eval_every: int = 1, scheduler: Any = None,
-    on_epoch_end: Callable[[int, History], None] | None = None, held_out: str = "test_loss",
-    cuda_graphs: bool | None = None,
+    model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, config: TrainConfig,
+    train: Data, held_out: Data | None = None, *, loop: Loop = Loop(), history: History | None = None,
 ) -> History:
     r"""Train ``model`` by minibatch optimisation of the mean of ``objective``; return the history.
 
-    Runs epochs ``start_epoch + 1 .. epochs`` and records per epoch ``train_loss`` (the mean objective
-    over the epoch's batches, as the weights moved), ``seconds`` (the epoch's training steps) and, when
-    ``x_test`` is given, its loss under the name ``held_out`` (``"test_loss"``, or ``"val_loss"`` when the
-    held-out images are a validation split; every ``eval_every`` epochs and at the last; NaN between). A
-    ``scheduler`` (a ``torch.optim.lr_scheduler``) steps after every epoch. ``on_epoch_end(epoch,
-    history)`` is the single hook (checkpointing); ``epoch`` counts from 1. The data must already be on
-    the model's device. ``cuda_graphs`` (``None``: whenever the data is on a CUDA device and the
-    optimiser is one of torch's) replays each step from a CUDA graph
-    (:class:`thesis_lib.runtime.cuda_graphs.CapturedSteps`) instead of launching its kernels one by one.
+    ``config`` gives the epochs, the batch size and the seed of the batch order (the objective and the
+    optimiser come built: :func:`thesis_lib.runtime.runs.train_or_load` builds them from the same
+    config). ``train`` and ``held_out`` are the images ``x``, or ``(x, y)`` for a supervised objective,
+    already on the model's device. Runs epochs ``loop.start_epoch + 1 .. config.epochs`` and records per
+    epoch ``train_loss`` (the mean objective over the epoch's batches, as the weights moved), ``seconds``
+    (the epoch's training steps) and, with ``held_out``, its loss as :class:`Loop` says.
 
     Thesis: Algorithm 2 (generalised to any model, objective and optimiser).
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_every", eval_every)):
-        check_positive_int(name, value)
-    if not 0 <= check_nonnegative_int("start_epoch", start_epoch) <= epochs:
-        raise ValueError(f"start_epoch must be at most epochs={epochs}; got {start_epoch}")
+    (x_train, y_train), (x_test, y_test) = as_pair(train), as_pair(held_out)
+    epochs, batch_size, seed = config.epochs, config.batch_size, config.seed
+    if loop.start_epoch > epochs:
+        raise ValueError(f"start_epoch must be at most epochs={epochs}; got {loop.start_epoch}")
     if len(x_train) == 0:
         raise ValueError("x_train must hold at least one example; got an empty tensor")
     if y_train is not None and len(y_train) != len(x_train):
         raise ValueError(f"y_train must have as many rows as x_train ({len(x_train)}); got {len(y_train)}")
-    graphed = _use_cuda_graphs(cuda_graphs, x_train, optimizer)
+    graphed = _use_cuda_graphs(loop.cuda_graphs, x_train, optimizer)
     history = history if history is not None else History()
-    epoch_range = range(start_epoch + 1, epochs + 1)
-    bar = tqdm(epoch_range, desc="epochs", unit="epoch", leave=False, disable=not progress)
+    epoch_range = range(loop.start_epoch + 1, epochs + 1)
+    bar = tqdm(epoch_range, desc="epochs", unit="epoch", leave=False, disable=not loop.progress)
     model.train()
     steps = CapturedSteps(model, objective, optimizer, x_train, y_train, batch_size) \
         if graphed and len(epoch_range) else None
@@ -171,23 +200,21 @@ def fit(
         record = {"train_loss": float(running) / len(x_train)}  # the one host synchronisation per epoch
         record["seconds"] = time.perf_counter() - t0
         if x_test is not None:
-            due = epoch % eval_every == 0 or epoch == epochs
-            record[held_out] = evaluate(model, objective, x_test, y_test) if due else math.nan
+            due = epoch % loop.eval_every == 0 or epoch == epochs
+            record[loop.held_out] = evaluate(model, objective, x_test, y_test) if due else math.nan
         history.append(**record)
         if not math.isfinite(record["train_loss"]):
             raise FloatingPointError(f"training diverged at epoch {epoch}: train_loss = {record['train_loss']}")
         bar.set_postfix(train_loss=f"{record['train_loss']:.4g}")
-        if scheduler is not None:
-            scheduler.step()
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, history)
+        if loop.scheduler is not None:
+            loop.scheduler.step()
+        if loop.on_epoch_end is not None:
+            loop.on_epoch_end(epoch, history)
     return history
 
 
 def _use_cuda_graphs(cuda_graphs: bool | None, x: Tensor, optimizer: torch.optim.Optimizer) -> bool:
     """Whether :func:`fit` captures its steps in CUDA graphs; ``True`` where that cannot be is refused."""
-    if cuda_graphs is not None and not isinstance(cuda_graphs, bool):
-        raise ValueError(f"cuda_graphs must be True, False or None (on a CUDA device); got {cuda_graphs!r}")
     possible = x.device.type == "cuda" and capturable(optimizer)
     if cuda_graphs and not possible:
         raise ValueError(f"cuda_graphs=True needs the data on a CUDA device (got {x.device}) and one of "

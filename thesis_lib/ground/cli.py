@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import os
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -28,12 +27,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def fail(prog: str, message: str) -> NoReturn:
-    """Print ``PROG: error: MESSAGE`` on stderr and exit with status 2 (a usage error)."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 @contextlib.contextmanager

@@ -75,10 +75,6 @@ def test_autoencoder_rejects_mismatched_parts():
     with pytest.raises(ValueError, match="decoder must output the input dimension: "
                                          "decoder output dimension 5 != encoder input dimension 6"):
         Autoencoder(Encoder([6, 2]), Decoder([2, 5]))
-    with pytest.raises(ValueError, match="encoder must be an Encoder"):
-        Autoencoder(DeepNetwork([6, 2]), Decoder([2, 6]))
-    with pytest.raises(ValueError, match="decoder must be a Decoder"):
-        Autoencoder(Encoder([6, 2]), DeepNetwork([2, 6]))
 
 
 def test_thesis_preset():
@@ -188,12 +184,12 @@ def test_conv_autoencoder_bad_input():
         ConvAutoencoder(activation="bad")
     with pytest.raises(ValueError, match="output_activation='bad' is not a known activation"):
         ConvAutoencoder(output_activation="bad")
-    model = ConvAutoencoder(channels=(2,))
-    with pytest.raises(ValueError, match=r"x must have shape \(B, 784\) or \(B, 1, 28, 28\); got \(2, 783\)"):
+    model = ConvAutoencoder(channels=(2,))  # the forward pass leaves other shapes to torch's layers
+    with pytest.raises(RuntimeError, match="conv2d"):
         model(torch.zeros(2, 783))
-    with pytest.raises(ValueError, match=r"x must have shape .*; got \(2, 3, 28, 28\)"):
+    with pytest.raises(RuntimeError, match="to have 1 channels"):
         model.encode(torch.zeros(2, 3, 28, 28))
-    with pytest.raises(ValueError, match=r"z must have shape \(B, 3\); got \(2, 4\)"):
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
         model.decode(torch.zeros(2, 4))
 
 

@@ -51,14 +51,8 @@ def test_neuron_bad_input():
         PhiNeuron(torch.zeros(2, 2), 0.0)
     with pytest.raises(ValueError, match="weight must be a 1-D tensor"):
         PhiNeuron([1.0, 2.0], 0.0)
-    with pytest.raises(ValueError, match="bias must be a real number or a one-element tensor"):
-        PhiNeuron(torch.zeros(2), torch.zeros(2))
-    with pytest.raises(ValueError, match="bias must be a finite real number"):
-        PhiNeuron(torch.zeros(2), float("nan"))
     with pytest.raises(ValueError, match="activation='bogus' is not a known activation"):
         PhiNeuron(torch.zeros(2), 0.0, "bogus")
-    with pytest.raises(ValueError, match=r"x must have last dimension 2; got shape \(3, 5\)"):
-        PhiNeuron(torch.zeros(2), 0.0)(torch.zeros(3, 5))
 
 
 # ---------------------------------------------------------------- PhiLayer, Definition 1.1.4
@@ -120,13 +114,6 @@ def test_layer_bad_input():
         PhiLayer(3, 2, "nope")
     with pytest.raises(ValueError, match="activation must be an activation name"):
         PhiLayer(3, 2, 5)
-    layer = PhiLayer(3, 2)
-    with pytest.raises(ValueError, match=r"i must be an integer in 0..1; got 2"):
-        layer.neuron(2)
-    with pytest.raises(ValueError, match=r"i must be an integer in 0..1; got -1"):
-        layer.neuron(-1)
-    with pytest.raises(ValueError, match=r"x must have last dimension 3; got shape \(4, 2\)"):
-        layer(torch.zeros(4, 2))
 
 
 # ---------------------------------------------------------------- DeepNetwork, Definition 1.1.5
@@ -179,8 +166,13 @@ def test_deep_network_bad_input():
         DeepNetwork([3, 2, 1], ["relu", "bad"])
     with pytest.raises(ValueError, match="activations='bad' is not a known activation"):
         DeepNetwork([3, 2, 1], "bad")
-    with pytest.raises(ValueError, match=r"x must have last dimension 3; got shape \(2, 4\)"):
-        DeepNetwork([3, 2, 1])(torch.zeros(2, 4))
+
+
+@pytest.mark.parametrize("make", [lambda: PhiNeuron(torch.zeros(3), 0.0), lambda: PhiLayer(3, 2),
+                                  lambda: DeepNetwork([3, 2, 1])], ids=["neuron", "layer", "network"])
+def test_forward_leaves_a_wrong_input_size_to_torch(make):
+    with pytest.raises(RuntimeError):  # torch's product refuses 2 features where 3 are expected
+        make()(torch.zeros(4, 2))
 
 
 # ---------------------------------------------------------------- compose, Lemma 2.1.3 / Theorem 2.1.4
@@ -233,19 +225,11 @@ def test_compose_bad_input():
         compose(a, b)
     with pytest.raises(ValueError, match=r"networks\[1\] has output dimension 2 but networks\[2\]"):
         compose(DeepNetwork([6, 3]), b, a)
-    with pytest.raises(ValueError, match="networks must contain at least one DeepNetwork"):
-        compose()
-    with pytest.raises(ValueError, match=r"networks\[1\] must be a DeepNetwork; got Linear"):
-        compose(a, nn.Linear(4, 2))
 
 
 def test_from_layers_bad_input():
     with pytest.raises(ValueError, match=r"layers\[0\] has output dimension 2 but layers\[1\] has input dimension 3"):
         DeepNetwork.from_layers([PhiLayer(4, 2), PhiLayer(3, 1)])
-    with pytest.raises(ValueError, match="layers must be a non-empty sequence"):
-        DeepNetwork.from_layers([])
-    with pytest.raises(ValueError, match=r"layers\[0\] must be a PhiLayer"):
-        DeepNetwork.from_layers([nn.Linear(2, 2)])
 
 
 def test_count_parameters():
@@ -254,8 +238,6 @@ def test_count_parameters():
     net.layers[0].weight.requires_grad_(False)
     assert count_parameters(net, trainable_only=True) == 5 + 5 * 2 + 2
     assert count_parameters(PhiLayer(3, 2, get_activation("PReLU"))) == 3 * 2 + 2 + 1
-    with pytest.raises(ValueError, match="module must be a torch.nn.Module; got list"):
-        count_parameters([1, 2])
 
 
 # ---------------------------------------------------------------- the shared builder and helpers

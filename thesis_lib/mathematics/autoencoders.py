@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from thesis_lib.mathematics.activations import get_activation
 from thesis_lib.mathematics.networks import ActivationLike, DeepNetwork, compose, resolve_activation
-from thesis_lib.ground.validation import check_positive_int, check_tensor, check_widths
+from thesis_lib.ground.validation import check_positive_int, check_widths
 
 __all__ = [
     "THESIS_WIDTHS",
@@ -98,10 +98,6 @@ class Autoencoder(nn.Module):
     """
 
     def __init__(self, encoder: Encoder, decoder: Decoder) -> None:
-        if not isinstance(encoder, Encoder):
-            raise ValueError(f"encoder must be an Encoder (Definition 2.1.1); got {type(encoder).__name__}")
-        if not isinstance(decoder, Decoder):
-            raise ValueError(f"decoder must be a Decoder (Definition 2.1.2); got {type(decoder).__name__}")
         if encoder.out_features != decoder.in_features:
             raise ValueError(
                 f"decoder must take the bottleneck as input: encoder output dimension {encoder.out_features} "
@@ -195,10 +191,8 @@ def linear_autoencoder(widths: Sequence[int] = THESIS_WIDTHS) -> Autoencoder:
     :math:`H_L: \mathbb{R}^{d_L} \to \mathbb{R}^{d_{L+1}}`, and Definition 2.3.1 writes
     :math:`\theta_i(W_i, b_i)` for :math:`\theta_i = (W_i, b_i)`.
     """
-    widths = check_widths("widths", widths)
-    Encoder._check_widths(widths)
-    depth = len(widths) - 1
-    return Autoencoder(Encoder(widths, ["identity"] * depth), Decoder(widths[::-1], ["identity"] * depth))
+    encoder = Encoder(widths, "identity")  # checks the widths
+    return Autoencoder(encoder, Decoder(widths[::-1], "identity"))
 
 
 def _conv_sizes(n_layers: int) -> list[int]:
@@ -270,12 +264,9 @@ class ConvAutoencoder(nn.Module):
 
     @staticmethod
     def _as_images(x: Tensor) -> Tensor:
-        check_tensor("x", x)
         if x.ndim == 2 and x.shape[1] == _IMAGE_SIZE:
             return x.reshape(-1, *_IMAGE_SHAPE)  # (B, 1, 28, 28)
-        if x.ndim == 4 and tuple(x.shape[1:]) == _IMAGE_SHAPE:
-            return x
-        raise ValueError(f"x must have shape (B, 784) or (B, 1, 28, 28); got {tuple(x.shape)}")
+        return x  # (B, 1, 28, 28); torch's layers refuse any other shape
 
     def encode(self, x: Tensor) -> Tensor:
         """``(B, 784)`` or ``(B, 1, 28, 28)`` -> ``(B, latent_dim)``."""
@@ -283,9 +274,6 @@ class ConvAutoencoder(nn.Module):
 
     def decode(self, z: Tensor) -> Tensor:
         """``(B, latent_dim)`` -> ``(B, 1, 28, 28)``."""
-        if not isinstance(z, Tensor) or z.ndim != 2 or z.shape[1] != self._latent_dim:
-            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
-            raise ValueError(f"z must have shape (B, {self._latent_dim}); got {shape}")
         return self.decoder(z)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -63,13 +63,6 @@ def resolve_activation(param: str, value: Any) -> tuple[Callable[[Tensor], Tenso
     raise ValueError(f"{param} must be an activation name, an nn.Module or a function; got {value!r}")
 
 
-def _check_features(name: str, x: Tensor, expected: int) -> None:
-    if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
-    if x.ndim == 0 or x.shape[-1] != expected:
-        raise ValueError(f"{name} must have last dimension {expected}; got shape {tuple(x.shape)}")
-
-
 class PhiNeuron(nn.Module):
     r""":math:`\varphi`-neuron :math:`h(x) = \varphi(\langle w, x \rangle + b)` with parameters :math:`\theta = (w, b)`.
 
@@ -85,13 +78,9 @@ class PhiNeuron(nn.Module):
             shape = tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
             raise ValueError(f"weight must be a 1-D tensor of shape (k,) with k >= 1; got {shape}")
         if isinstance(bias, Tensor):
-            if bias.numel() != 1:
-                raise ValueError(f"bias must be a real number or a one-element tensor; got shape {tuple(bias.shape)}")
             bias_t = bias.detach().reshape(()).to(weight.dtype).clone()
-        elif isinstance(bias, (int, float)) and not isinstance(bias, bool) and math.isfinite(bias):
-            bias_t = torch.tensor(float(bias), dtype=weight.dtype)
         else:
-            raise ValueError(f"bias must be a finite real number or a one-element tensor; got {bias!r}")
+            bias_t = torch.tensor(float(bias), dtype=weight.dtype)
         phi, name = resolve_activation("activation", activation)
         super().__init__()
         self.weight = nn.Parameter(weight.detach().clone())  # (k,)
@@ -104,7 +93,6 @@ class PhiNeuron(nn.Module):
         return self.weight.shape[0]
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_features("x", x, self.in_features)
         # Eq. (1.1)
         return self.activation(x @ self.weight + self.bias)
 
@@ -156,7 +144,6 @@ class PhiLayer(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_features("x", x, self.in_features)
         # Eq. (1.2)
         return self.activation(F.linear(x, self.weight, self.bias))  # (B, m)
 
@@ -169,8 +156,6 @@ class PhiLayer(nn.Module):
         ``weight``) and bias :math:`b_i = \langle b, e_i \rangle`. Component-specific activations
         (e.g. ``PReLU(num_parameters=m)``) are not split; the layer's activation is shared as is.
         """
-        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.out_features:
-            raise ValueError(f"i must be an integer in 0..{self.out_features - 1}; got {i!r}")
         # w_i = W^T e_i, b_i = <b, e_i>
         return PhiNeuron(self.weight[i], self.bias[i], self.activation)
 
@@ -202,7 +187,11 @@ def phi_layers(
     deep-copied into each layer. The weights are initialised layer by layer in order, as a stack of
     ``torch.nn.Linear`` would be.
     """
-    widths = check_widths("widths", widths)
+    return _layers(check_widths("widths", widths), activations)
+
+
+def _layers(widths: tuple[int, ...], activations: ActivationLike | Sequence[ActivationLike]) -> list[PhiLayer]:
+    """:func:`phi_layers` for ``widths`` already checked (:class:`DeepNetwork` checks them first)."""
     depth = len(widths) - 1
     if isinstance(activations, str) or callable(activations):
         resolve_activation("activations", activations)  # check the single value once, naming the parameter
@@ -244,7 +233,7 @@ class DeepNetwork(nn.Module):
     ) -> None:
         widths = check_widths("widths", widths)
         type(self)._check_widths(widths)
-        layers = phi_layers(widths, activations)
+        layers = _layers(widths, activations)
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
@@ -255,13 +244,7 @@ class DeepNetwork(nn.Module):
     @classmethod
     def from_layers(cls, layers: Sequence[PhiLayer]) -> DeepNetwork:
         """A network made of the given layer modules themselves (not copies), applied in order."""
-        if isinstance(layers, nn.ModuleList):
-            layers = list(layers)
-        if isinstance(layers, nn.Module) or not isinstance(layers, Sequence) or len(layers) == 0:
-            raise ValueError(f"layers must be a non-empty sequence of PhiLayer; got {layers!r}")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, PhiLayer):
-                raise ValueError(f"layers[{i}] must be a PhiLayer; got {type(layer).__name__}")
+        layers = list(layers)
         _check_adjacent("layers", layers)
         cls._check_widths((layers[0].in_features, *(layer.out_features for layer in layers)))
         net = cls.__new__(cls)
@@ -295,7 +278,6 @@ class DeepNetwork(nn.Module):
         return tuple(layer.activation_name for layer in self.layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_features("x", x, self.in_features)
         # Eq. (1.3): H_L o ... o H_1
         for layer in self.layers:
             x = layer(x)
@@ -336,11 +318,6 @@ def compose(*networks: DeepNetwork) -> DeepNetwork:
     applications of the lemma the depth is :math:`\sum_{i=1}^{N} L_i = L_1 + \dots + L_N`, as the
     statement says and as implemented.
     """
-    if len(networks) == 0:
-        raise ValueError("networks must contain at least one DeepNetwork; got none")
-    for i, net in enumerate(networks):
-        if not isinstance(net, DeepNetwork):
-            raise ValueError(f"networks[{i}] must be a DeepNetwork; got {type(net).__name__}")
     _check_adjacent("networks", networks, "; they cannot be composed")
     # Eq. (2.3): H~_{L_2} o ... o H~_1 o H_{L_1} o ... o H_1
     return DeepNetwork.from_layers([layer for net in networks for layer in net.layers])
@@ -348,6 +325,4 @@ def compose(*networks: DeepNetwork) -> DeepNetwork:
 
 def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:
     """The number of scalar parameters of ``module`` (shared parameters counted once)."""
-    if not isinstance(module, nn.Module):
-        raise ValueError(f"module must be a torch.nn.Module; got {type(module).__name__}")
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

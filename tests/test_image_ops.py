@@ -389,45 +389,7 @@ def test_erratum_eq_1_8_as_printed_reads_past_the_edge():
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize(
-    "bad, match",
-    [
-        (torch.tensor([0, 256]), r"images.*0\.\.255"),
-        (torch.tensor([-1, 3]), r"images.*0\.\.255"),
-        (torch.tensor([0.5, 3.0]), r"images.*whole numbers"),
-        (torch.tensor([float("nan")]), r"images.*whole numbers"),
-        (torch.tensor([float("inf")]), r"images"),
-        (torch.tensor([True, False]), r"images.*real"),
-        ([0, 1, 2], r"images.*torch\.Tensor"),
-    ],
-)
-def test_normalise_rejects(bad, match):
-    with pytest.raises(ValueError, match=match):
-        normalise(bad)
-
-
-@pytest.mark.parametrize(
-    "bad, match",
-    [
-        (torch.tensor([0.0, 1.5]), r"p.*\[0, 1\].*1\.5"),
-        (torch.tensor([-0.1, 0.5]), r"p.*\[0, 1\].*-0\.1"),
-        (torch.tensor([float("nan")]), r"p.*NaN"),
-        (torch.tensor([2]), r"p.*\[0, 1\]"),
-        (0.5, r"p.*torch\.Tensor"),
-    ],
-)
-def test_quantise_and_error_reject(bad, match):
-    with pytest.raises(ValueError, match=match):
-        quantise(bad)
-    with pytest.raises(ValueError, match=match):
-        quantisation_error(bad)
-
-
-def test_flatten_rejects():
-    with pytest.raises(ValueError, match=r"img.*at least 2 dimensions.*\(5,\)"):
-        flatten_image(torch.zeros(5))
-    with pytest.raises(ValueError, match=r"v.*M \* N = 12.*\(2, 10\)"):
-        unflatten_image(torch.zeros(2, 10), (3, 4))
+def test_unflatten_rejects_bad_resolutions():
     with pytest.raises(ValueError, match=r"resolution.*\(3, 0\)"):
         unflatten_image(torch.zeros(2, 12), (3, 0))
     with pytest.raises(ValueError, match=r"resolution.*\(3, 4, 1\)"):
@@ -456,19 +418,10 @@ _K4 = torch.zeros(4, 3, 3, 3)
 @pytest.mark.parametrize(
     "args, kwargs, match",
     [
-        ((torch.zeros(3, 8, 8), _K4), {}, r"images.*2 or 4 dimensions.*\(3, 8, 8\)"),
-        ((_X4, torch.zeros(3, 3, 3)), {}, r"kernel.*2 or 4 dimensions"),
-        ((_X4, torch.zeros(3, 3)), {}, r"kernel must be 4-D"),
-        ((_X4, torch.zeros(4, 2, 3, 3)), {}, r"kernel.*C_in = 3"),
-        ((_X4, torch.zeros(4, 3, 9, 3)), {}, r"kernel.*\(9, 3\).*\(8, 8\)"),
-        ((torch.zeros(4, 4), torch.zeros(5, 5)), {}, r"kernel.*\(5, 5\).*\(4, 4\)"),
         ((_X4, _K4), {"stride": 0}, r"stride.*0"),
         ((_X4, _K4), {"stride": -2}, r"stride.*-2"),
         ((_X4, _K4), {"stride": 1.0}, r"stride.*1\.0"),
         ((_X4, _K4), {"stride": True}, r"stride.*True"),
-        ((_X4.long(), _K4), {}, r"images.*floating"),
-        ((_X4, _K4.long()), {}, r"kernel.*floating"),
-        ((_X4.numpy(), _K4), {}, r"images.*torch\.Tensor"),
     ],
 )
 def test_convolve_rejects(args, kwargs, match):
@@ -480,7 +433,6 @@ def test_convolve_rejects(args, kwargs, match):
 @pytest.mark.parametrize(
     "args, match",
     [
-        ((torch.zeros(8), 2), r"images.*at least 2 dimensions"),
         ((_X4, 0), r"pool.*0"),
         ((_X4, (2, 0)), r"pool.*\(2, 0\)"),
         ((_X4, (2, 2, 2)), r"pool.*\(2, 2, 2\)"),
@@ -494,8 +446,3 @@ def test_convolve_rejects(args, kwargs, match):
 def test_pools_reject(op, args, match):
     with pytest.raises(ValueError, match=match):
         op(*args)
-
-
-def test_avg_pool_rejects_integer_images():
-    with pytest.raises(ValueError, match=r"images.*floating"):
-        avg_pool(torch.zeros(1, 1, 4, 4, dtype=torch.long), 2)

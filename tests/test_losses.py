@@ -51,18 +51,16 @@ def test_empirical_risk_is_mean_of_losses():
 
 
 def test_shape_mismatch_raises():
-    with pytest.raises(ValueError, match="t must have the same shape as y"):
+    with pytest.raises(AssertionError, match="t must have the same shape as y"):
         L.squared_error(torch.zeros(3, 2), torch.zeros(3, 1))
-    with pytest.raises(ValueError, match="t must have the same shape as y"):
+    with pytest.raises(AssertionError, match="t must have the same shape as y"):
         L.linear_error(torch.zeros(3), torch.zeros(4))
 
 
 def test_empirical_risk_bad_inputs():
     f = nn.Linear(2, 1)
-    with pytest.raises(ValueError, match="ys must have as many rows as xs"):
-        L.empirical_risk(L.squared_error, f, torch.zeros(3, 2), torch.zeros(4, 1))
-    with pytest.raises(ValueError, match="xs must hold k >= 1"):
-        L.empirical_risk(L.squared_error, f, torch.zeros(0, 2), torch.zeros(0, 1))
+    with pytest.raises(AssertionError, match=r"loss must return one value per data point, shape \(3,\)"):
+        L.empirical_risk(lambda y, t: (y - t).pow(2), f, torch.zeros(3, 2), torch.zeros(3, 1))
     with pytest.raises(ValueError, match="loss must be callable"):
         L.empirical_risk("squared", f, torch.zeros(3, 2), torch.zeros(3, 1))
     with pytest.raises(ValueError, match="f must be callable"):
@@ -153,7 +151,7 @@ def test_image_loss_bad_inputs():
         L.image_bce(x, x, reduction="elementwise")
     with pytest.raises(ValueError, match="reduction must be one of"):
         L.image_bce_with_logits(x, x, reduction="batchmean")
-    with pytest.raises(ValueError, match="x_hat must have the same shape as x"):
+    with pytest.raises(AssertionError, match="x_hat must have the same shape as x"):
         L.image_mse(x, torch.rand(2, 4))
     with pytest.raises(ValueError, match=r"x_hat must have all entries in \[0, 1\]"):
         L.image_bce(x, x + 1.0)
@@ -190,8 +188,6 @@ def test_supervised_objective():
     x, y = torch.randn(5, 3, generator=g), torch.randn(5, 2, generator=g)
     torch.testing.assert_close(L.supervised_objective()(model, x, y), ((model(x) - y) ** 2).sum(1))
     torch.testing.assert_close(L.supervised_objective("linear")(model, x, y), (model(x) - y).abs().sum(1))
-    with pytest.raises(ValueError, match="y must be a tensor of labels"):
-        L.supervised_objective()(model, x, None)
 
 
 def test_objective_factories_bad_inputs():
@@ -201,15 +197,6 @@ def test_objective_factories_bad_inputs():
         L.reconstruction_objective("mse", reduction="max")
     with pytest.raises(ValueError, match="loss must be one of 'squared', 'linear'; got 'mse'"):
         L.supervised_objective("mse")
-
-
-def test_objective_rejects_tuple_output():
-    class TupleModel(nn.Module):
-        def forward(self, x):
-            return x, x
-
-    with pytest.raises(ValueError, match="model must return a tensor"):
-        L.reconstruction_objective()(TupleModel(), torch.rand(2, 3), None)
 
 
 # --------------------------------------------------------------------------- no host synchronisation per batch
@@ -242,5 +229,5 @@ def test_reconstruction_objective_still_checks_shapes():
         def forward(self, x):
             return torch.sigmoid(x[:, :2])
 
-    with pytest.raises(ValueError, match="x_hat must have the same shape as x"):
+    with pytest.raises(AssertionError, match="x_hat must have the same shape as x"):
         L.reconstruction_objective("bce")(Wrong(), torch.rand(2, 3), None)

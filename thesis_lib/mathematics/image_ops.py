@@ -5,6 +5,9 @@ the thesis's pixel :math:`\psi_{ij}` is ``images[..., i - 1, j - 1]`` (the thesi
 Everything is written with tensor indexing and ``Tensor.unfold``; ``torch.nn.functional`` is used
 only as the reference in the tests.
 
+The tensors are trusted (torch refuses a kernel larger than the image or with other input channels);
+the sizes that users choose (``pool``, ``stride``, ``resolution``, ``window``) are checked.
+
 Notation clash in the thesis: :math:`s` is the kernel size in Proposition 1.3.10 but the stride in
 Propositions 1.3.11-1.3.13. Here the kernel size is ``kernel.shape[-2:]`` and the stride is ``stride``.
 """
@@ -16,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thesis_lib.ground.validation import check_positive_int, check_tensor
+from thesis_lib.ground.validation import check_positive_int
 
 __all__ = [
     "normalise",
@@ -75,16 +78,8 @@ def normalise(images: Tensor) -> Tensor:
     Thesis: Definition 1.3.5.
 
     :math:`\Psi' = \frac{1}{255}\Psi`, so every value is divided by 255. ``images`` may be ``uint8``
-    or any real dtype holding whole numbers 0..255; the result is ``float32`` of the same shape.
+    or any real dtype holding whole numbers 0..255 (not checked); the result is ``float32`` of the same shape.
     """
-    check_tensor("images", images, real=True)
-    if images.numel() > 0:
-        as_float = images.double()
-        if not bool(torch.isfinite(as_float).all()) or not bool((as_float == as_float.round()).all()):
-            raise ValueError("images must hold whole numbers 0..255; got a non-integer or non-finite value")
-        lo, hi = float(as_float.min()), float(as_float.max())
-        if lo < 0 or hi > 255:
-            raise ValueError(f"images must hold values in 0..255; got values in [{lo:g}, {hi:g}]")
     # Definition 1.3.5: Psi' = Psi / 255
     return images.to(torch.float32) / 255.0
 
@@ -101,16 +96,9 @@ def quantise(p: Tensor) -> Tensor:
     integer"; rounding :math:`p_i \in [0, 1]` gives only 0 or 1. It is :math:`255\,p_i` that must be
     rounded, as the formula :math:`\psi_i \approx 255 \cdot p_i` intends. The lemma also leaves the tie rule open
     (:math:`255\,p_i = k + \tfrac12`); we round ties to even. The error is at most :math:`1/510`
-    either way (see :func:`quantisation_error`).
+    either way (see :func:`quantisation_error`). ``p`` is not checked to lie in [0, 1]; values outside
+    are clamped to 0 or 255.
     """
-    check_tensor("p", p, real=True)
-    if p.numel() > 0:
-        as_float = p.double()
-        if bool(torch.isnan(as_float).any()):
-            raise ValueError("p must hold values in [0, 1]; got NaN")
-        lo, hi = float(as_float.min()), float(as_float.max())
-        if lo < 0 or hi > 1:
-            raise ValueError(f"p must hold values in [0, 1]; got values in [{lo:g}, {hi:g}]")
     scaled = p.double() * 255.0 if not p.is_floating_point() else p * 255.0
     # Lemma 1.3.6: psi_i ~ round(255 * p_i)
     return torch.round(scaled).clamp_(0, 255).to(torch.uint8)
@@ -124,7 +112,7 @@ def quantisation_error(p: Tensor) -> Tensor:
     The result has ``p``'s dtype if that is floating point, ``float32`` otherwise. The bound
     :math:`1/510` is attained at the midpoints :math:`p = (k + \tfrac12)/255`.
     """
-    q = quantise(p)  # validates p
+    q = quantise(p)
     dtype = p.dtype if p.is_floating_point() else torch.float32
     return (p.to(dtype) - q.to(dtype) / 255.0).abs()
 
@@ -147,7 +135,6 @@ def flatten_image(img: Tensor) -> Tensor:
     :math:`\widehat\psi_i = (\psi_{i1}, \dots, \psi_{iN})`, so :math:`M` counts rows (the vertical
     extent). We follow Lemma 1.3.7: ``M`` is the number of rows (torch's ``H``), ``N`` of columns.
     """
-    check_tensor("img", img, min_ndim=2, real=True)
     return img.reshape(*img.shape[:-2], img.shape[-2] * img.shape[-1])
 
 
@@ -157,11 +144,6 @@ def unflatten_image(v: Tensor, resolution: tuple[int, int]) -> Tensor:
     Thesis: Lemma 1.3.7.
     """
     m, n = _check_pair("resolution", resolution)
-    check_tensor("v", v, min_ndim=1, real=True)
-    if v.shape[-1] != m * n:
-        raise ValueError(
-            f"v must have last dimension M * N = {m * n} for resolution {(m, n)}; got shape {tuple(v.shape)}"
-        )
     return v.reshape(*v.shape[:-1], m, n)
 
 
@@ -207,7 +189,7 @@ def convolve(images: Tensor, kernel: Tensor, stride: int = 1) -> Tensor:
     with stride :math:`\sigma` (the thesis's stride-free case is :math:`\sigma = 1`). The kernel is not
     flipped, so this is cross-correlation, exactly what ``torch.nn.functional.conv2d`` computes.
     The thesis's kernel is square (:math:`s_1 = s_2 = s`); rectangular kernels are allowed here.
-    ``images`` and ``kernel`` must be floating point; the result has their promoted dtype.
+    The result has the promoted dtype of ``images`` and ``kernel``.
 
     Erratum: Eq. (1.7) as printed, :math:`\sum_{m,n=1}^{s} (\psi_0)_{m+i,\,n+j} k_{mn}` with
     :math:`(i, j) \in \Omega_1 = \{1, \dots, M_0 - s + 1\} \times \{1, \dots, N_0 - s + 1\}`, starts the
@@ -220,26 +202,8 @@ def convolve(images: Tensor, kernel: Tensor, stride: int = 1) -> Tensor:
     Finally, the sums leave :math:`\Psi = \{0, \dots, 255\}`, so :math:`T_{conv}` maps into real-valued
     images, not into :math:`\Psi_{\Omega_1}` as stated.
     """
-    check_tensor("images", images, ndim=(2, 4), real=True)
-    check_tensor("kernel", kernel, ndim=(2, 4), real=True)
-    if images.ndim != kernel.ndim:
-        raise ValueError(
-            f"kernel must be 4-D (C_out, C_in, s, s) for 4-D images and 2-D (s, s) for 2-D images; "
-            f"got kernel shape {tuple(kernel.shape)} for images of shape {tuple(images.shape)}"
-        )
-    check_tensor("images", images, floating=True)
-    check_tensor("kernel", kernel, floating=True)
-    if images.ndim == 4 and kernel.shape[1] != images.shape[1]:
-        raise ValueError(
-            f"kernel must have C_in = {images.shape[1]} input channels (images.shape[1]); "
-            f"got kernel shape {tuple(kernel.shape)}"
-        )
-    if any(d == 0 for d in kernel.shape):
-        raise ValueError(f"kernel must have no empty dimension; got shape {tuple(kernel.shape)}")
     check_positive_int("stride", stride)
     size = (kernel.shape[-2], kernel.shape[-1])
-    _check_fits("kernel", size, (images.shape[-2], images.shape[-1]))
-
     dtype = torch.promote_types(images.dtype, kernel.dtype)
     if images.ndim == 2:
         return convolve(images[None, None].to(dtype), kernel[None, None].to(dtype), stride)[0, 0]
@@ -252,8 +216,7 @@ def convolve(images: Tensor, kernel: Tensor, stride: int = 1) -> Tensor:
 
 
 def _pool_args(images: Any, pool: Any, stride: Any) -> tuple[tuple[int, int], int | None]:
-    """Validate the arguments shared by the three pooling operators; return ``(window, stride)``."""
-    check_tensor("images", images, min_ndim=2, real=True)
+    """Validate the sizes shared by the three pooling operators; return ``(window, stride)``."""
     window = _check_pair("pool", pool)
     if stride is not None:
         check_positive_int("stride", stride)
@@ -291,7 +254,6 @@ def avg_pool(images: Tensor, pool: tuple[int, int] | int, stride: int | None = N
     :math:`(i + m - 1,\,j + n - 1)` at stride 1.
     """
     window, stride = _pool_args(images, pool, stride)
-    check_tensor("images", images, floating=True)
     patches = _pooled_windows(images, window, stride)  # (..., M1, N1, p1, p2)
     # Eq. (1.8), corrected: mean over the window shifted by (i-1)s, (j-1)s
     return patches.mean(dim=(-2, -1))  # (..., M1, N1)

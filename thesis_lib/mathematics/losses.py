@@ -7,8 +7,9 @@ is left to the caller, usually the training loop, which averages and calls ``bac
 An *objective* is a callable ``objective(model, x, y) -> Tensor`` of shape ``(B,)``; the
 factories :func:`reconstruction_objective` and :func:`supervised_objective` build them
 (and :func:`thesis_lib.mathematics.vae.elbo_objective` for the VAE). An objective checks its settings when
-it is built; per batch it checks only shapes, never values, since reading a value would make
-the host wait for the GPU on every batch. The public loss functions check values too.
+it is built; per batch it checks nothing but an ``assert`` of equal shapes, and never reads a value,
+which would make the host wait for the GPU on every batch. The public loss functions check their settings,
+and the BCE family checks that targets and probabilities lie in [0, 1] (the erratum to Example 2.2.2).
 
 Sections: 1.2 (supervised losses and risks) and 2.2 (image losses). The information-theoretic
 quantities of Section 3.1 are in :mod:`thesis_lib.mathematics.divergences`.
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from thesis_lib.ground.validation import check_choice, check_same_shape, check_tensor
+from thesis_lib.ground.validation import check_choice
 
 Objective = Callable[[nn.Module, Tensor, "Tensor | None"], Tensor]
 
@@ -39,6 +40,11 @@ def _flat(x: Tensor) -> Tensor:
     return x.reshape(x.shape[0], -1)
 
 
+def _assert_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    """Elementwise losses need equal shapes: ``(B,)`` against ``(B, 1)`` would broadcast to ``(B, B)`` silently."""
+    assert a.shape == b.shape, f"{name_b} must have the same shape as {name_a}, {tuple(a.shape)}; got {tuple(b.shape)}"
+
+
 # --------------------------------------------------------------------------- Section 1.2
 def squared_error(y: Tensor, t: Tensor) -> Tensor:
     r"""Squared error loss $L(x, y, t) = \sum_{i=1}^n |y_i - t_i|^2$, per example.
@@ -49,7 +55,7 @@ def squared_error(y: Tensor, t: Tensor) -> Tensor:
     over the last dimension, so the result has shape ``(...)``, e.g. ``(B,)`` for ``(B, n)``.
     A scalar target (the case $Y = \mathbb{R}$) is a last dimension of size 1.
     """
-    check_same_shape("y", y, "t", t)
+    _assert_same_shape("y", y, "t", t)
     return (y - t).pow(2).sum(dim=-1)
 
 
@@ -60,7 +66,7 @@ def linear_error(y: Tensor, t: Tensor) -> Tensor:
 
     Shapes as in :func:`squared_error`: ``(..., n) -> (...)``.
     """
-    check_same_shape("y", y, "t", t)
+    _assert_same_shape("y", y, "t", t)
     return (y - t).abs().sum(dim=-1)
 
 
@@ -81,17 +87,11 @@ def empirical_risk(
         raise ValueError(f"loss must be callable loss(y, t); got {loss!r}")
     if not callable(f):
         raise ValueError(f"f must be callable f(xs); got {f!r}")
-    check_tensor("xs", xs)
-    check_tensor("ys", ys)
-    if xs.dim() == 0 or xs.shape[0] == 0:
-        raise ValueError(f"xs must hold k >= 1 data points along dim 0; got shape {tuple(xs.shape)}")
-    if ys.dim() == 0 or ys.shape[0] != xs.shape[0]:
-        raise ValueError(f"ys must have as many rows as xs ({xs.shape[0]}); got shape {tuple(ys.shape)}")
     per_point = loss(ys, f(xs))
-    if per_point.shape != (xs.shape[0],):
-        raise ValueError(
-            f"loss must return one value per data point, shape ({xs.shape[0]},); got {tuple(per_point.shape)}"
-        )
+    # the mean below is Eq. (1.4) only over one value per data point
+    assert per_point.shape == xs.shape[:1], (
+        f"loss must return one value per data point, shape ({xs.shape[0]},); got {tuple(per_point.shape)}"
+    )
     # Eq. (1.4)
     return per_point.mean()
 
@@ -113,12 +113,12 @@ def image_mse(x: Tensor, x_hat: Tensor, reduction: str = "sum") -> Tensor:
     per-pixel mean the name suggests as ``reduction="mean"``.
     """
     check_choice("reduction", reduction, ("sum", "mean"))
-    check_same_shape("x", x, "x_hat", x_hat)
     return _image_mse(x, x_hat, reduction)
 
 
 def _image_mse(x: Tensor, x_hat: Tensor, reduction: str) -> Tensor:
-    """:func:`image_mse` without the argument checks (the caller has done them)."""
+    """:func:`image_mse` without the check of ``reduction`` (the caller has done it)."""
+    _assert_same_shape("x", x, "x_hat", x_hat)
     # (x - x_hat)^2 in one fused kernel (forward and backward), then the sum over each image's pixels
     per_image = F.mse_loss(_flat(x_hat), _flat(x), reduction="none").sum(dim=1)  # (B,)
     if reduction == "mean":
@@ -153,7 +153,6 @@ def image_bce(x: Tensor, x_hat: Tensor, reduction: str = "mean", eps: float = 1e
     check_choice("reduction", reduction, ("mean", "sum"))
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (0 < eps < 0.5):
         raise ValueError(f"eps must be a number in (0, 0.5); got {eps!r}")
-    check_same_shape("x", x, "x_hat", x_hat)
     _check_in_unit_interval("x", x)
     _check_in_unit_interval("x_hat", x_hat)
     return _image_bce(x, x_hat, reduction, eps)
@@ -161,6 +160,7 @@ def image_bce(x: Tensor, x_hat: Tensor, reduction: str = "mean", eps: float = 1e
 
 def _image_bce(x: Tensor, x_hat: Tensor, reduction: str, eps: float = 1e-7) -> Tensor:
     """:func:`image_bce` without the argument checks; the values are not read, so nothing waits for a GPU."""
+    _assert_same_shape("x", x, "x_hat", x_hat)
     p = _flat(x_hat).clamp(eps, 1.0 - eps)
     t = _flat(x)
     per_entry = -(t * torch.log(p) + (1.0 - t) * torch.log1p(-p))  # (B, n)
@@ -177,7 +177,7 @@ def image_bce_with_logits(x: Tensor, logits: Tensor, reduction: str = "mean") ->
     :func:`image_bce` (``(B, ...) -> (B,)``); ``x`` must lie in $[0, 1]$.
     """
     check_choice("reduction", reduction, ("mean", "sum"))
-    check_same_shape("x", x, "logits", logits)
+    _assert_same_shape("x", x, "logits", logits)
     _check_in_unit_interval("x", x)
     z, t = _flat(logits), _flat(x)  # z: the logits l
     per_entry = F.softplus(z) - t * z  # (B, n)
@@ -193,9 +193,6 @@ def image_binary_entropy(x: Tensor, reduction: str = "mean") -> Tensor:
     can reach; zero exactly for binary images. ``reduction`` as in :func:`image_bce`.
     """
     check_choice("reduction", reduction, ("mean", "sum"))
-    check_tensor("x", x)
-    if x.dim() < 1:
-        raise ValueError(f"x must have a batch dimension; got shape {tuple(x.shape)}")
     _check_in_unit_interval("x", x)
     t = _flat(x)
     per_entry = -(torch.xlogy(t, t) + torch.xlogy(1.0 - t, 1.0 - t))
@@ -203,16 +200,6 @@ def image_binary_entropy(x: Tensor, reduction: str = "mean") -> Tensor:
 
 
 # --------------------------------------------------------------------------- objectives
-def _model_output(model: nn.Module, x: Tensor) -> Tensor:
-    out = model(x)
-    if not isinstance(out, Tensor):
-        raise ValueError(
-            f"model must return a tensor for this objective; got {type(out).__name__} "
-            "(for a VAE use thesis_lib.mathematics.vae.elbo_objective)"
-        )
-    return out
-
-
 def reconstruction_objective(loss: str = "mse", reduction: str | None = None) -> Objective:
     r"""Objective ``(model, x, y=None) -> (B,)`` comparing ``model(x)`` with ``x`` (autoencoders).
 
@@ -223,9 +210,11 @@ def reconstruction_objective(loss: str = "mse", reduction: str | None = None) ->
     model must output probabilities). ``y`` is ignored. If the model returns the image
     flattened (``(B, 784)`` for ``(B, 1, 28, 28)`` input) it is reshaped to ``x``'s shape.
 
-    The settings are checked here, once. Per batch the objective checks the shapes only: unlike
-    :func:`image_bce` it does not check that the values lie in [0, 1], which would read them and
-    make the host wait for the GPU on every batch (check the data once, before training).
+    The settings are checked here, once. Per batch the objective checks nothing (an ``assert`` keeps
+    ``x_hat`` and ``x`` of one shape): unlike :func:`image_bce` it does not check that the values lie in
+    [0, 1], which would read them and make the host wait for the GPU on every batch (check the data
+    once, before training). The model must return a tensor (a VAE's tuple needs
+    :func:`thesis_lib.mathematics.vae.elbo_objective`).
     """
     check_choice("loss", loss, ("mse", "bce"))
     if reduction is None:
@@ -234,10 +223,9 @@ def reconstruction_objective(loss: str = "mse", reduction: str | None = None) ->
     fn = _image_mse if loss == "mse" else _image_bce
 
     def objective(model: nn.Module, x: Tensor, y: Tensor | None = None) -> Tensor:
-        x_hat = _model_output(model, x)
+        x_hat = model(x)
         if x_hat.shape != x.shape and x_hat.numel() == x.numel():
             x_hat = x_hat.reshape(x.shape)
-        check_same_shape("x", x, "x_hat", x_hat)
         return fn(x, x_hat, reduction)
 
     return objective
@@ -249,14 +237,13 @@ def supervised_objective(loss: str = "squared") -> Objective:
     Thesis: Example 1.2.2; Definition 1.2.1.
 
     ``loss="squared"`` uses :func:`squared_error`, ``loss="linear"`` :func:`linear_error`;
-    both sum over the last dimension. ``y`` must be given and have the model output's shape.
+    both sum over the last dimension. ``y`` must be given and have the model output's shape; per batch
+    only an ``assert`` of that shape runs.
     """
     check_choice("loss", loss, ("squared", "linear"))
     fn = squared_error if loss == "squared" else linear_error
 
     def objective(model: nn.Module, x: Tensor, y: Tensor | None = None) -> Tensor:
-        if y is None:
-            raise ValueError("y must be a tensor of labels for a supervised objective; got None")
-        return fn(y, _model_output(model, x))
+        return fn(y, model(x))
 
     return objective

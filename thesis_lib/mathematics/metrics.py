@@ -23,18 +23,14 @@ from torch import Tensor, nn
 from thesis_lib.mathematics.divergences import gaussian_kl
 from thesis_lib.mathematics.networks import eval_mode
 from thesis_lib.mathematics.vae import check_vae, importance_sampled_nll_curve
-from thesis_lib.ground.validation import check_positive_float, check_positive_int, check_tensor
+from thesis_lib.ground.validation import check_positive_float, check_positive_int
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 # --------------------------------------------------------------------------- ranks and ROC
-def _check_scores(name: str, scores: Tensor) -> Tensor:
-    check_tensor(name, scores, ndim=1, real=True)
-    if scores.numel() == 0:
-        raise ValueError(f"{name} must be a non-empty 1-d tensor; got shape {tuple(scores.shape)}")
-    if not torch.isfinite(scores).all():
-        raise ValueError(f"{name} must be finite; got NaN or infinite values")
+def _cpu_double(scores: Tensor) -> Tensor:
+    """The scores as a float64 tensor on the CPU, out of the autograd graph."""
     return scores.detach().cpu().double()
 
 
@@ -43,7 +39,7 @@ def average_ranks(values: Tensor) -> Tensor:
 
     Returns a float64 tensor of the same length.
     """
-    v = _check_scores("values", values)
+    v = _cpu_double(values)
     uniq, inverse, counts = torch.unique(v, sorted=True, return_inverse=True, return_counts=True)
     last = torch.cumsum(counts, 0).double()  # highest rank of each group of equal values
     mean_rank = last - (counts.double() - 1.0) / 2.0  # mean of the ranks last-count+1 .. last
@@ -64,8 +60,7 @@ def roc_auc(scores_normal: Tensor, scores_anomalous: Tensor) -> float:
     $O(n \log n)$; 1 means perfect separation, 0.5 chance, 0 perfectly inverted.
     ``scores_normal`` ($n_0$) and ``scores_anomalous`` ($n_1$) are non-empty 1-d tensors.
     """
-    s = _check_scores("scores_normal", scores_normal)
-    a = _check_scores("scores_anomalous", scores_anomalous)
+    s, a = _cpu_double(scores_normal), _cpu_double(scores_anomalous)
     n0, n1 = len(s), len(a)
     ranks = average_ranks(torch.cat([s, a]))
     u = ranks[n0:].sum() - n1 * (n1 + 1) / 2.0  # Mann-Whitney U of the anomalous sample
@@ -80,8 +75,7 @@ def roc_curve(scores_normal: Tensor, scores_anomalous: Tensor) -> tuple[Tensor, 
     curve runs from $(0, 0)$ to $(1, 1)$; equal scores form one step, which the trapezoidal rule
     crosses diagonally. Its trapezoidal area is :func:`roc_auc`. All three are float64 ``(T + 1,)``.
     """
-    s = _check_scores("scores_normal", scores_normal)
-    a = _check_scores("scores_anomalous", scores_anomalous)
+    s, a = _cpu_double(scores_normal), _cpu_double(scores_anomalous)
     pooled = torch.cat([s, a])
     is_anomalous = torch.cat([torch.zeros(len(s)), torch.ones(len(a))]).double()
     uniq, inverse = torch.unique(pooled, sorted=True, return_inverse=True)
@@ -95,13 +89,6 @@ def roc_curve(scores_normal: Tensor, scores_anomalous: Tensor) -> tuple[Tensor, 
 
 
 # --------------------------------------------------------------------------- anomaly scores
-def _check_images(x: Tensor, min_count: int = 1) -> None:
-    """``x`` must be a batch ``(B, ...)`` of at least ``min_count`` images."""
-    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] < min_count:
-        what = "a non-empty batch of images" if min_count == 1 else "a batch of at least two images"
-        raise ValueError(f"x must be {what} (B, ...); got {getattr(x, 'shape', x)}")
-
-
 @torch.no_grad()
 def anomaly_scores(
     model: nn.Module,
@@ -128,7 +115,6 @@ def anomaly_scores(
     check_vae(model)
     n_samples = check_positive_int("n_samples", n_samples)
     batch_size = check_positive_int("batch_size", batch_size)
-    _check_images(x)
     if return_stderr and n_samples < 2:
         raise ValueError(f"n_samples must be at least 2 to estimate a standard error; got {n_samples}")
     p = next(model.parameters())
@@ -167,7 +153,6 @@ def dataset_nll_curve(model: nn.Module, x: Tensor, ks: Sequence[int], batch_size
     (:func:`thesis_lib.mathematics.vae.importance_sampled_nll_curve`), at the cost of ``max(ks)`` samples."""
     check_vae(model)
     batch_size = check_positive_int("batch_size", batch_size)
-    _check_images(x)
     with eval_mode(model):
         out = [importance_sampled_nll_curve(model, xb, ks, chunk=chunk, generator=generator)
                for xb in x.split(batch_size)]
@@ -176,11 +161,10 @@ def dataset_nll_curve(model: nn.Module, x: Tensor, ks: Sequence[int], batch_size
 
 def paired_difference(a: Tensor, b: Tensor) -> tuple[float, float]:
     r"""Mean and standard error $\operatorname{sd}(a_i - b_i)/\sqrt n$ of ``a - b`` for two models scored on the
-    same images: ``(mean, stderr)``. The images' own spread, shared by both models, cancels."""
-    check_tensor("a", a, ndim=1, real=True)
-    check_tensor("b", b, ndim=1, real=True)
-    if a.shape != b.shape or len(a) < 2:
-        raise ValueError(f"a and b must score the same images (at least 2); got {len(a)} and {len(b)}")
+    same images: ``(mean, stderr)``. The images' own spread, shared by both models, cancels; the stderr of a
+    single image is NaN."""
+    # the same images: a b of shape (1,) or (n, 1) would broadcast against a without an error
+    assert a.shape == b.shape, f"a and b must score the same images; got shapes {tuple(a.shape)} and {tuple(b.shape)}"
     d = (a.double() - b.double()).cpu()
     return d.mean().item(), (d.std() / math.sqrt(len(d))).item()
 
@@ -198,7 +182,6 @@ def latent_activity(model: nn.Module, x: Tensor, batch_size: int = 1000) -> Tens
     """
     check_vae(model)
     batch_size = check_positive_int("batch_size", batch_size)
-    _check_images(x, min_count=2)
     with eval_mode(model):
         mu = torch.cat([model.encode(xb)[0] for xb in x.split(batch_size)]).double()  # (N, L)
     return mu.var(dim=0, unbiased=False)
@@ -268,7 +251,7 @@ def posterior_mode(
 
 
 def _check_grid_args(
-    model: nn.Module, x: Tensor, points: int, half_width: float, chunk: int, scan_points: int, scan_span: float
+    model: nn.Module, points: int, half_width: float, chunk: int, scan_points: int, scan_span: float
 ) -> tuple[int, float, int, int, float]:
     """The checks of :func:`latent_grid_decomposition`; returns its numeric arguments, validated."""
     points = check_positive_int("points", points)
@@ -281,7 +264,6 @@ def _check_grid_args(
     scan_span = check_positive_float("scan_span", scan_span)
     if points < 3 or scan_points < 3:
         raise ValueError(f"points and scan_points must be at least 3 per axis; got {points} and {scan_points}")
-    _check_images(x)
     return points, half_width, chunk, scan_points, scan_span
 
 
@@ -381,7 +363,7 @@ def latent_grid_decomposition(
     """
     check_vae(model)
     points, half_width, chunk, scan_points, scan_span = _check_grid_args(
-        model, x, points, half_width, chunk, scan_points, scan_span
+        model, points, half_width, chunk, scan_points, scan_span
     )
     with eval_mode(model):
         mu32, logvar32 = model.encode(x)

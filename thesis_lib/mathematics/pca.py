@@ -13,7 +13,8 @@ Conventions. Data are rows, ``x`` of shape ``(n, D)``. The covariance is
 $C = \frac1n \sum_{i} (x_i - \bar x)(x_i - \bar x)^\top$ (divisor $n$, numpy's ``bias=True``), so that
 the mean reconstruction error of the fitting data is exactly the sum of the discarded eigenvalues,
 $\frac1n \sum_i \|x_i - \hat x_i\|^2 = \sum_{j > k} \lambda_j$. Fitting runs in float64 whatever the
-input's dtype; :func:`transform` and :func:`inverse_transform` return the input's dtype.
+input's dtype; :func:`transform` and :func:`inverse_transform` return the input's dtype. The data are
+trusted (finite, of the fitted width); the settings ``k``, ``method`` and ``reduction`` are checked.
 
 Thesis: Definitions 2.3.1-2.3.3 (the linear autoencoder PCA is compared with); Section 2.3.
 """
@@ -26,7 +27,7 @@ import torch
 from torch import Tensor
 
 from thesis_lib.mathematics.losses import image_mse
-from thesis_lib.ground.validation import check_choice, check_positive_int, check_tensor
+from thesis_lib.ground.validation import check_choice, check_positive_int
 
 __all__ = ["PCA", "fit_pca", "transform", "inverse_transform", "reconstruct", "reconstruction_error",
            "principal_angles"]
@@ -79,18 +80,6 @@ class PCA:
                    n_samples=self.n_samples)
 
 
-def _check_data(name: str, x: object, dim: int | None = None) -> Tensor:
-    check_tensor(name, x)
-    if x.dim() != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (n, D) with n, D >= 1; got {tuple(x.shape)}")
-    check_tensor(name, x, floating=True)
-    if dim is not None and x.shape[1] != dim:
-        raise ValueError(f"{name} must have {dim} columns (the fitted dimension); got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} must be finite; got NaN or infinite values")
-    return x
-
-
 def _flip_signs(vectors: Tensor) -> Tensor:
     """Make the largest-magnitude entry of each row positive."""
     idx = vectors.abs().argmax(dim=1, keepdim=True)
@@ -108,7 +97,6 @@ def fit_pca(x: Tensor, k: int, method: str = "eigh") -> PCA:
     :math:`\lambda_j = s_j^2 / n`. Both give the same result up to rounding (tested). When
     :math:`n < D` the eigenvalues beyond rank are (numerically) zero.
     """
-    x = _check_data("x", x)
     n, d = x.shape
     check_positive_int("k", k)
     if k > d:
@@ -133,24 +121,14 @@ def fit_pca(x: Tensor, k: int, method: str = "eigh") -> PCA:
     return PCA(mean=mean, components=_flip_signs(axes.contiguous()), eigenvalues=eigenvalues, n_samples=n)
 
 
-def _check_pca(pca: object) -> PCA:
-    if not isinstance(pca, PCA):
-        raise ValueError(f"pca must be a fitted PCA (from fit_pca); got {type(pca).__name__}")
-    return pca
-
-
 def transform(pca: PCA, x: Tensor) -> Tensor:
     r"""The codes :math:`z = V_k^\top (x - \bar x)`: ``(B, D)`` -> ``(B, k)``, in ``x``'s dtype."""
-    _check_pca(pca)
-    x = _check_data("x", x, pca.dim)
     z = (x.double() - pca.mean.to(x.device)) @ pca.components.to(x.device).T  # (B, k)
     return z.to(x.dtype)
 
 
 def inverse_transform(pca: PCA, z: Tensor) -> Tensor:
     r"""Back to data space, :math:`\hat x = \bar x + V_k z`: ``(B, k)`` -> ``(B, D)``, in ``z``'s dtype."""
-    _check_pca(pca)
-    z = _check_data("z", z, pca.k)
     x_hat = z.double() @ pca.components.to(z.device) + pca.mean.to(z.device)  # (B, D)
     return x_hat.to(z.dtype)
 
@@ -168,32 +146,21 @@ def reconstruction_error(pca: PCA, x: Tensor, reduction: str = "sum") -> Tensor:
     fitting data the mean over examples of the ``"sum"`` form is :attr:`PCA.discarded_variance`.
     """
     check_choice("reduction", reduction, ("sum", "mean"))
-    _check_pca(pca)
-    x = _check_data("x", x, pca.dim).double()
+    x = x.double()
     return image_mse(x, reconstruct(pca, x), reduction=reduction)
 
 
-def _orthonormal_basis(name: str, a: object) -> Tensor:
-    if not isinstance(a, Tensor) or a.dim() != 2 or a.shape[0] == 0 or a.shape[1] == 0:
-        shape = tuple(a.shape) if isinstance(a, Tensor) else type(a).__name__
-        raise ValueError(f"{name} must be a matrix (D, p) whose columns span a subspace; got {shape}")
-    if a.shape[1] > a.shape[0]:
-        raise ValueError(f"{name} must have at most D = {a.shape[0]} columns; got shape {tuple(a.shape)}")
-    a = a.detach().double()
-    if not torch.isfinite(a).all():
-        raise ValueError(f"{name} must be finite; got NaN or infinite values")
-    q, r = torch.linalg.qr(a)
-    diag = r.diagonal().abs()
-    if diag.min() <= 1e-12 * max(float(diag.max()), 1e-300) * max(a.shape):
-        raise ValueError(f"{name} must have linearly independent columns; its rank is below {a.shape[1]}")
+def _orthonormal_basis(a: Tensor) -> Tensor:
+    """An orthonormal basis of the column space of ``a`` (QR in float64): ``(D, p)``."""
+    q, _ = torch.linalg.qr(a.detach().double())
     return q  # (D, p), orthonormal columns
 
 
 def principal_angles(a: Tensor, b: Tensor) -> Tensor:
     r"""Principal angles :math:`0 \le \theta_1 \le \dots \le \theta_m \le \pi/2` between two column spaces.
 
-    ``a`` is ``(D, p)`` and ``b`` is ``(D, q)``, each with linearly independent columns (not
-    necessarily orthonormal); the result has :math:`m = \min(p, q)` entries, in radians, float64,
+    ``a`` is ``(D, p)`` and ``b`` is ``(D, q)``, each with linearly independent columns (not checked;
+    not necessarily orthonormal); the result has :math:`m = \min(p, q)` entries, in radians, float64,
     in *increasing* order (``scipy.linalg.subspace_angles`` returns the same angles decreasing).
     :math:`\theta_m = 0` means one subspace contains the other.
 
@@ -202,9 +169,7 @@ def principal_angles(a: Tensor, b: Tensor) -> Tensor:
     of :math:`Q_b - Q_a Q_a^\top Q_b` (the part of :math:`Q_b` outside :math:`\operatorname{span} Q_a`),
     which keeps them accurate where :math:`\arccos` loses digits (Knyazev & Argentati 2002, as scipy).
     """
-    qa, qb = _orthonormal_basis("a", a), _orthonormal_basis("b", b)
-    if qa.shape[0] != qb.shape[0]:
-        raise ValueError(f"a and b must have the same number of rows D; got {qa.shape[0]} and {qb.shape[0]}")
+    qa, qb = _orthonormal_basis(a), _orthonormal_basis(b)
     if qa.shape[1] < qb.shape[1]:
         qa, qb = qb, qa  # the residual below needs span(qa) to be the larger space
     m = qa.T @ qb  # (p, q), p >= q

@@ -106,18 +106,8 @@ class VAE(nn.Module):
 
     # ------------------------------------------------------------------ shapes
     def _flatten(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.dim() < 2 or math.prod(x.shape[1:]) != self.input_dim:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(
-                f"x must have shape (B, {self.input_dim}) or (B, ...) with {self.input_dim} entries per example; "
-                f"got {shape}"
-            )
+        """``(B, ...) -> (B, input_dim)``; torch refuses an ``x`` without ``input_dim`` entries per example."""
         return x.reshape(x.shape[0], self.input_dim)
-
-    def _check_z(self, z: Tensor) -> None:
-        if not isinstance(z, Tensor) or z.dim() < 1 or z.shape[-1] != self.latent_dim:
-            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
-            raise ValueError(f"z must have shape (..., {self.latent_dim}); got {shape}")
 
     # ------------------------------------------------------------------ the model
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -134,11 +124,6 @@ class VAE(nn.Module):
         long as the two agree, e.g. ``(K, B, latent_dim)`` for ``K`` samples per example.
         Always samples (also in eval mode); use ``mu`` for a deterministic code.
         """
-        if not isinstance(mu, Tensor) or not isinstance(logvar, Tensor) or mu.shape != logvar.shape:
-            raise ValueError(
-                f"logvar must be a tensor of the same shape as mu; got {getattr(mu, 'shape', mu)} and "
-                f"{getattr(logvar, 'shape', logvar)}"
-            )
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         return mu + torch.exp(0.5 * logvar) * eps
 
@@ -148,12 +133,10 @@ class VAE(nn.Module):
             raise ValueError(
                 f"decode_logits needs likelihood='bernoulli'; this model has likelihood={self.likelihood!r}"
             )
-        self._check_z(z)
         return self.decoder(z)
 
     def decode(self, z: Tensor) -> Tensor:
         r"""Mean of $p(x|z)$: sigmoid probabilities (Bernoulli) or the Gaussian mean, ``(..., input_dim)``."""
-        self._check_z(z)
         out = self.decoder(z)
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
 
@@ -187,9 +170,8 @@ class VAE(nn.Module):
         Gaussian: $-\sum_i \big(\frac{(x_i - m_i)^2}{2\sigma^2} + \log\sigma + \frac12\log 2\pi\big)$.
         """
         x = self._flatten(x)  # (B, D)
-        self._check_z(z)
-        if z.shape[-2:-1] != x.shape[:1]:
-            raise ValueError(f"z must have the batch size of x ({x.shape[0]}) in dim -2; got shape {tuple(z.shape)}")
+        # a z of batch size 1 would broadcast against x without an error
+        assert z.shape[-2:-1] == x.shape[:1], f"z must have the batch size of x ({x.shape[0]}) in dim -2"
         out = self.decoder(z)  # (..., B, D)
         if self.likelihood == "bernoulli":
             return (x * out - nn.functional.softplus(out)).sum(dim=-1)
@@ -205,7 +187,9 @@ def check_vae(model: object) -> None:
     :mod:`thesis_lib.mathematics.metrics` use.
 
     That is the methods ``encode``, ``reparameterize`` and ``log_likelihood`` and the attribute
-    ``latent_dim`` of :class:`VAE`. Reads Python attributes only (no tensor), so it costs nothing per batch.
+    ``latent_dim`` of :class:`VAE`. The evaluations of :mod:`thesis_lib.mathematics.metrics` call it once,
+    where a model enters; the functions here trust their model (a model without these methods fails with
+    an ``AttributeError`` that names the missing one).
     """
     for attr in (*_VAE_METHODS, "latent_dim"):
         value = getattr(model, attr, None)
@@ -225,12 +209,6 @@ def elbo_terms(model: VAE, x: Tensor, generator: torch.Generator | None = None) 
     $-\mathbb E_q[\log p(x|z)]$); ``"kl"``: $D_{KL}(q(z|x) \,\|\, p(z))$ in closed form
     (Kingma & Welling 2014, Appendix B).
     """
-    check_vae(model)
-    return _elbo_terms(model, x, generator)
-
-
-def _elbo_terms(model: VAE, x: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
-    """:func:`elbo_terms` without the check of ``model`` (the caller has done it)."""
     mu, logvar = model.encode(x)  # (B, L) each
     z = model.reparameterize(mu, logvar, generator=generator)  # (B, L)
     return {"reconstruction": -model.log_likelihood(x, z), "kl": gaussian_kl(mu, logvar)}
@@ -243,18 +221,10 @@ def negative_elbo(model: VAE, x: Tensor, beta: float = 1.0, generator: torch.Gen
 
     One-sample reparameterised estimate; shape ``(B,)``, in nats (summed over pixels and
     latent units, not averaged). ``beta = 1`` is the ELBO, an upper bound on $-\log p(x)$ in
-    expectation; ``beta != 1`` is the $\beta$-VAE objective of Higgins et al. (2017).
+    expectation; ``beta != 1`` is the $\beta$-VAE objective of Higgins et al. (2017). It is
+    ``elbo_objective(beta, generator)(model, x)``, so ``beta`` is checked there.
     """
-    beta = check_nonnegative_float("beta", beta)
-    check_vae(model)
-    return _negative_elbo(model, x, beta, generator)
-
-
-def _negative_elbo(model: VAE, x: Tensor, beta: float, generator: torch.Generator | None) -> Tensor:
-    """:func:`negative_elbo` without the argument checks: the per-batch path of :func:`elbo_objective`."""
-    terms = _elbo_terms(model, x, generator)
-    # Kingma & Welling (2014), Eq. (10), with the KL weighted by beta
-    return terms["reconstruction"] + beta * terms["kl"]
+    return elbo_objective(beta, generator)(model, x)
 
 
 def elbo_objective(beta: float = 1.0, generator: torch.Generator | None = None) -> Callable[..., Tensor]:
@@ -264,14 +234,14 @@ def elbo_objective(beta: float = 1.0, generator: torch.Generator | None = None) 
 
     ``y`` is ignored. The training loop's mean over the batch is the minibatch estimate of the
     negative ELBO averaged over the data (Definition 1.2.4, Eq. (1.4)). ``beta`` is checked here,
-    once; per batch only the model's attributes and the shapes are checked (nothing that waits for
-    a GPU).
+    once; per batch no argument is checked (the model is trusted to be a :class:`VAE`).
     """
     beta = check_nonnegative_float("beta", beta)
 
     def objective(model: nn.Module, x: Tensor, y: Tensor | None = None) -> Tensor:
-        check_vae(model)
-        return _negative_elbo(model, x, beta, generator)
+        terms = elbo_terms(model, x, generator)
+        # Kingma & Welling (2014), Eq. (10), with the KL weighted by beta
+        return terms["reconstruction"] + beta * terms["kl"]
 
     return objective
 
@@ -308,7 +278,6 @@ def importance_sampled_nll_curve(
     show how one estimate converges as $k$ grows. The samples are drawn in chunks of at most ``chunk``
     that end at every ``ks[j]``; with ``ks = (k,)`` this is :func:`importance_sampled_nll` itself.
     """
-    check_vae(model)
     ks = [check_positive_int("ks", k) for k in ks]
     if not ks or any(a >= b for a, b in zip(ks, ks[1:])):
         raise ValueError(f"ks must be a non-empty, strictly increasing sequence of positive integers; got {ks}")
@@ -349,29 +318,22 @@ def negative_iwae_bound(model: VAE, x: Tensor, k: int = 5, generator: torch.Gene
     In expectation it lies between $-\log p(x)$ and the negative ELBO, and falls towards $-\log p(x)$
     as $k$ grows (Burda et al., Theorem 1); ``k = 1`` is the ELBO with the KL term estimated by the
     same sample instead of in closed form. Training on it gives the decoder credit for samples $q$
-    places badly, which is how the IWAE improves on the VAE's likelihood.
+    places badly, which is how the IWAE improves on the VAE's likelihood. It is
+    ``iwae_objective(k, generator)(model, x)``, so ``k`` is checked there.
     """
-    check_vae(model)
-    check_positive_int("k", k)
-    return _negative_iwae_bound(model, x, k, generator)
-
-
-def _negative_iwae_bound(model: VAE, x: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
-    """:func:`negative_iwae_bound` without the argument checks: the per-batch path of :func:`iwae_objective`."""
-    mu, logvar = model.encode(x)
-    # Burda et al. (2015), Eq. (8)
-    return -(torch.logsumexp(_log_weights(model, x, mu, logvar, k, generator), dim=0) - math.log(k))
+    return iwae_objective(k, generator)(model, x)
 
 
 def iwae_objective(k: int = 5, generator: torch.Generator | None = None) -> Callable[..., Tensor]:
     """Objective ``(model, x, y=None) -> (B,)`` for the training loop: :func:`negative_iwae_bound` with ``k`` samples.
 
-    ``k`` is checked here, once; per batch only the model's attributes and the shapes are checked.
+    ``k`` is checked here, once; per batch no argument is checked (the model is trusted to be a :class:`VAE`).
     """
     check_positive_int("k", k)
 
     def objective(model: nn.Module, x: Tensor, y: Tensor | None = None) -> Tensor:
-        check_vae(model)
-        return _negative_iwae_bound(model, x, k, generator)
+        mu, logvar = model.encode(x)
+        # Burda et al. (2015), Eq. (8)
+        return -(torch.logsumexp(_log_weights(model, x, mu, logvar, k, generator), dim=0) - math.log(k))
 
     return objective

@@ -104,8 +104,6 @@ def test_not_a_checkpoint(tmp_path):
         load_checkpoint(path)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
-    with pytest.raises(ValueError, match="missing the keys"):
-        save_checkpoint(path, {"model": {}})
 
 
 def test_check_matches_accepts_equal_config():

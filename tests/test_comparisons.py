@@ -114,11 +114,9 @@ def test_decoder_subspace_is_the_product_of_the_weights() -> None:
     torch.testing.assert_close(basis, columns.T, rtol=0, atol=1e-12)
 
 
-def test_refuses_a_nonlinear_decoder_and_an_empty_table() -> None:
+def test_refuses_a_nonlinear_decoder() -> None:
     with pytest.raises(ValueError, match="identity activations"):
         decoder_subspace(relu_model().decoder)
-    with pytest.raises(ValueError, match="at least one bottleneck"):
-        pca_versus_autoencoders(synthetic_data(), synthetic_data(), {})
 
 
 def test_superposition_defect_is_zero_for_affine_maps_and_one_for_squares() -> None:
@@ -130,7 +128,3 @@ def test_superposition_defect_is_zero_for_affine_maps_and_one_for_squares() -> N
     # g(x) = x^2: g(u + v) - g(u) - g(v) = 2 u v; for u = v = 1 the defect is 2 sqrt(n) / 2 sqrt(n)
     ones = torch.ones(3, 5, dtype=torch.float64)
     assert superposition_defect(torch.square, ones, ones) == pytest.approx(1.0, rel=1e-15)
-    with pytest.raises(ValueError, match="same shape"):
-        superposition_defect(torch.square, ones, ones[:2])
-    with pytest.raises(ValueError, match="not defined"):
-        superposition_defect(lambda x: torch.zeros_like(x), ones, ones)

@@ -26,8 +26,6 @@ def test_batch_sizes_are_the_full_batch_and_the_remainder():
     assert cuda_graphs.batch_sizes(1000, 512) == [512, 488]
     assert cuda_graphs.batch_sizes(1024, 512) == [512]
     assert cuda_graphs.batch_sizes(100, 512) == [100]
-    with pytest.raises(ValueError, match="n and batch_size must be positive"):
-        cuda_graphs.batch_sizes(0, 512)
 
 
 def _steps(model, optimizer, n):
@@ -76,8 +74,6 @@ def test_make_capturable_turns_the_rate_into_a_tensor_and_refuses_the_thesis_opt
     assert group["lr"] is lr and lr.item() == pytest.approx(1.5e-4)  # filled in place: a replay sees it
     for thesis_opt in (optimizers.Adam(model.parameters(), lr=1e-3), optimizers.SGD(model.parameters(), lr=1e-3)):
         assert not cuda_graphs.capturable(thesis_opt)
-        with pytest.raises(ValueError, match="optimizer must be one of torch.optim's"):
-            cuda_graphs.make_capturable(thesis_opt, torch.device("cpu"))
 
 
 def test_fit_refuses_cuda_graphs_it_cannot_use_before_any_work():
@@ -92,8 +88,6 @@ def test_fit_refuses_cuda_graphs_it_cannot_use_before_any_work():
         training.fit(model, reconstruction_objective("mse"), opt, x, epochs=1, batch_size=8, cuda_graphs="yes",
                      progress=False)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing trained
-    with pytest.raises(ValueError, match="x must be on a CUDA device"):
-        cuda_graphs.CapturedSteps(model, reconstruction_objective("mse"), opt, x, None, 8)
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device")

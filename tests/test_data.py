@@ -121,13 +121,6 @@ def test_a_flipped_byte_is_refused_where_the_data_is_read(tmp_path, monkeypatch)
         data.load("mnist", "test", tmp_path)
 
 
-def test_truncated_idx_is_reported(tmp_path):
-    blob = data.idx_bytes(np.zeros((3, 28, 28), dtype=np.uint8))[:-10]
-    (tmp_path / "x").write_bytes(blob)
-    with pytest.raises(data.DataNotFoundError, match="truncated"):
-        data.read_idx(tmp_path / "x")
-
-
 def test_wheel_with_wrong_checksum_is_refused(tmp_path):
     fake = tmp_path / data.MNIST_WHEEL_NAME
     fake.write_bytes(b"PK not the wheel")

@@ -53,8 +53,7 @@ def test_mirrored_widths() -> None:
     assert mirrored(FIGURE_2_2_WIDTHS) == FIGURE_2_1_WIDTHS  # Figure 2.1 = Figure 2.3 o Figure 2.2
     assert FIGURE_2_3_WIDTHS == FIGURE_2_2_WIDTHS[::-1]
     assert fully_connected_autoencoder().as_network().widths == ALGORITHM_2
-    with pytest.raises(ValueError, match="widths"):
-        mirrored((3,))
+    assert mirrored([5, 4, 3, 2]) == FIGURE_2_1_WIDTHS  # a tuple, whatever sequence it is given
 
 
 # ----------------------------------------------------------------------------- network_diagram

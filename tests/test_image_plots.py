@@ -62,16 +62,7 @@ def test_image_grid_into_given_axes(gen: torch.Generator) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"images": torch.rand(4, 783)}, "images"),
-        ({"images": torch.rand(4, 3, 28, 28)}, "images"),
-        ({"images": torch.rand(784)}, "images"),
-        ({"images": torch.rand(4, 784) + 1.0}, r"images must have values in \[0, 1\]"),
-        ({"images": torch.full((2, 784), float("nan"))}, "images must be finite"),
-        ({"images": [[0.0] * 784]}, "images must be a torch.Tensor"),
-        ({"images": torch.rand(4, 784), "nrow": 0}, "nrow"),
-        ({"images": torch.rand(4, 784), "padding": -1}, "padding"),
         ({"images": torch.rand(4, 784), "labels": [1, 2]}, "labels"),
-        ({"images": torch.rand(4, 784), "ax": "left"}, "ax"),
     ],
 )
 def test_image_grid_bad_input(kwargs: dict, match: str) -> None:
@@ -120,9 +111,6 @@ def test_side_by_side_ragged_rows_leave_no_empty_axes(gen: torch.Generator) -> N
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"rows": [], "row_titles": []}, "rows"),
-        ({"rows": torch.rand(2, 784), "row_titles": ["a"]}, "rows"),
-        ({"rows": [torch.rand(2, 5)], "row_titles": ["a"]}, r"rows\[0\]"),
         ({"rows": [torch.rand(2, 784)], "row_titles": ["a", "b"]}, "row_titles"),
         ({"rows": [torch.rand(2, 784)], "row_titles": ["a"], "signed_rows": [1]}, "signed_rows"),
         ({"rows": [torch.rand(2, 784)], "row_titles": ["a"], "colorbar": [2]}, "colorbar"),
@@ -165,11 +153,7 @@ def test_manifold_grid_linear_span() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"decode": "decoder"}, "decode"),
-        ({"decode": lambda z: torch.rand(z.shape[0], 784), "grid_size": 0}, "grid_size"),
         ({"decode": lambda z: torch.rand(z.shape[0], 784), "span": -1.0}, "span"),
-        ({"decode": lambda z: torch.rand(3, 784)}, "decode"),
-        ({"decode": lambda z: torch.rand(z.shape[0], 10)}, "decode"),
     ],
 )
 def test_manifold_grid_bad_input(kwargs: dict, match: str) -> None:

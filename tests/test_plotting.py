@@ -63,9 +63,7 @@ def test_loss_curves_epochs_start_at_one() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"history": {}}, "history"),
         ({"history": {"a": []}}, "history"),
-        ({"history": {"a": ["x"]}}, "history"),
         ({"history": {"a": [1.0]}, "keys": ["b"]}, "keys"),
         ({"history": {"a": [1.0, -1.0]}}, "logy"),
     ],
@@ -100,22 +98,6 @@ def test_latent_scatter_3d(gen: torch.Generator) -> None:
     assert latent_scatter(torch.randn(50, 2, generator=gen)).legends == []
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"z": torch.randn(10, 4)}, "z"),
-        ({"z": torch.randn(10)}, "z"),
-        ({"z": torch.randn(10, 2), "labels": torch.zeros(9, dtype=torch.long)}, "labels"),
-        ({"z": torch.randn(10, 2), "labels": torch.zeros(10)}, "labels"),
-        ({"z": torch.randn(10, 2), "labels": torch.full((10,), 10)}, "labels"),
-        ({"z": torch.randn(10, 2), "max_points": 0}, "max_points"),
-    ],
-)
-def test_latent_scatter_bad_input(kwargs: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        latent_scatter(**kwargs)
-
-
 # ----------------------------------------------------------------------------- function_plot
 
 
@@ -138,12 +120,8 @@ def test_function_plot_matches_torch_activations() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"funcs": {}}, "funcs"),
-        ({"funcs": {"f": 3}}, "funcs"),
-        ({"funcs": {"sum": torch.sum}}, "funcs"),
         ({"funcs": {"f": torch.relu}, "x_range": (1, -1)}, "x_range"),
         ({"funcs": {"f": torch.relu}, "x_range": (0, math.inf)}, "x_range"),
-        ({"funcs": {"f": torch.relu}, "n": 1}, "n"),
     ],
 )
 def test_function_plot_bad_input(kwargs: dict, match: str) -> None:
@@ -169,21 +147,6 @@ def test_histogram_compare_shares_bins_and_matches_numpy(gen: torch.Generator) -
     dens = histogram_compare({"normal": normal}, bins=20).axes[0]
     xy = dens.patches[0].get_path().vertices
     assert dens.get_ylabel() == "density" and xy[:, 1].max() > 0
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"scores": {}}, "scores"),
-        ({"scores": {"a": torch.rand(3, 2)}}, "scores"),
-        ({"scores": {"a": torch.tensor([1.0, float("nan")])}}, "scores"),
-        ({"scores": {"a": torch.rand(5)}, "bins": 0}, "bins"),
-        ({"scores": {"a": torch.rand(5)}, "threshold": "high"}, "threshold"),
-    ],
-)
-def test_histogram_compare_bad_input(kwargs: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        histogram_compare(**kwargs)
 
 
 # ----------------------------------------------------------------------------- save_figure
@@ -244,11 +207,7 @@ def test_save_figure_rejects_bad_names(tmp_path, name) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"fig": "figure"}, "fig"),
         ({"formats": ("jpg",)}, "formats"),
-        ({"formats": ()}, "formats"),
-        ({"formats": ("png", "png")}, "formats"),
-        ({"dpi": 0}, "dpi"),
         ({"directory": ""}, "directory"),
     ],
 )

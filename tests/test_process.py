@@ -87,10 +87,6 @@ def test_choose_threads_takes_the_free_cpus():
     assert choose_threads(cpus=2, load=5.0) == 1  # never zero
     assert choose_threads(cpus=16, load=3.2) == 13
     assert 1 <= choose_threads() <= (os.cpu_count() or 1)
-    with pytest.raises(ValueError, match="cpus must be"):
-        choose_threads(cpus=0, load=0.0)
-    with pytest.raises(ValueError, match="load must be a non-negative number"):
-        choose_threads(cpus=2, load=-1.0)
 
 
 def test_flush_set_before_the_pool_exists_is_inherited_by_every_thread():

@@ -118,8 +118,6 @@ def pca_versus_autoencoders(
     PCA is fitted once with the largest :math:`k` and truncated (its axes are nested). Returns a
     :class:`PCAComparison`; see the module docstring for the columns.
     """
-    if not autoencoders:
-        raise ValueError("autoencoders must map at least one bottleneck k to (linear, relu) models")
     dim = x_fit.shape[1]
     per_pixel = reconstruction_objective("mse", reduction="mean")
     fitted = pca_module.fit_pca(x_fit, max(autoencoders))
@@ -154,12 +152,7 @@ def superposition_defect(f: Callable[[Tensor], Tensor], u: Tensor, v: Tensor) ->
     defect is :math:`\|g(u + v) - g(u) - g(v)\| / (\|g(u)\| + \|g(v)\|)`, Frobenius norms over
     the whole batch: 0 for an affine map (up to rounding), of order 1 for a map far from affine.
     """
-    if u.shape != v.shape:
-        raise ValueError("u and v must have the same shape; "
-                         f"got {tuple(u.shape)} and {tuple(v.shape)}")
     f0 = f(torch.zeros_like(u))
     g_u, g_v = f(u) - f0, f(v) - f0
     size = (g_u.norm() + g_v.norm()).item()
-    if size == 0:
-        raise ValueError("f(u) = f(v) = f(0): the defect is not defined")
     return ((f(u + v) - f0) - g_u - g_v).norm().item() / size

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from thesis_lib.publishing.plotting import _check_axes, _new_figure
-from thesis_lib.ground.validation import check_optional_str, check_positive_int, check_str_sequence, check_widths
+from thesis_lib.publishing.plotting import _new_figure
+from thesis_lib.ground.validation import check_str_sequence, check_widths
 
 if TYPE_CHECKING:  # imported for the annotations only
     from matplotlib.axes import Axes
@@ -46,7 +46,7 @@ def mirrored(widths: Sequence[int]) -> tuple[int, ...]:
     The widths of the autoencoder :math:`f_d \circ f_e` whose decoder reverses the encoder's widths
     as in Algorithm 2, the bottleneck :math:`d_{L+1}` once: ``mirrored((5, 4, 3, 2)) == FIGURE_2_1_WIDTHS``.
     """
-    widths = check_widths("widths", widths)
+    widths = tuple(widths)
     return widths + widths[-2::-1]
 
 
@@ -82,11 +82,8 @@ def network_diagram(
     Thesis: Definition 1.1.5, Eq. (1.3), Figure 1.1, Figure 2.1, Figure 2.2, Figure 2.3.
     """
     widths = check_widths("widths", widths)
-    _check_axes(ax)
-    check_optional_str("title", title)
     if layer_labels is not None:
         layer_labels = check_str_sequence("layer_labels", layer_labels, len(widths))
-    max_nodes = check_positive_int("max_nodes", max_nodes)
     if max_nodes < 2:
         raise ValueError(f"max_nodes must be at least 2 (circles above and below the ellipsis); got {max_nodes}")
 

@@ -15,15 +15,8 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from thesis_lib.publishing.plotting import _as_cpu_float, _check_axes, _new_figure
-from thesis_lib.ground.validation import (
-    check_nonnegative_int,
-    check_optional_str,
-    check_positive_float,
-    check_positive_int,
-    check_str_sequence,
-    check_unit_interval,
-)
+from thesis_lib.publishing.plotting import _as_cpu_float, _new_figure
+from thesis_lib.ground.validation import check_positive_float, check_str_sequence
 
 if TYPE_CHECKING:  # imported for the annotations only
     from matplotlib.axes import Axes
@@ -32,34 +25,18 @@ if TYPE_CHECKING:  # imported for the annotations only
 __all__ = ["image_grid", "side_by_side", "manifold_grid"]
 
 
-def _as_image_batch(name: str, images: Any, *, unit_range: bool) -> Tensor:
+def _as_image_batch(images: Tensor) -> Tensor:
     """Return ``images`` as a float tensor ``(B, 1, H, W)``.
 
-    Accepts ``(B, D)`` with ``D`` a perfect square (MNIST: 784 = 28^2), ``(B, H, W)`` and
-    ``(B, 1, H, W)``. With ``unit_range`` the values must lie in [0, 1].
+    Takes ``(B, D)`` with ``D`` a perfect square (MNIST: 784 = 28^2), ``(B, H, W)`` and
+    ``(B, 1, H, W)``.
     """
-    x = _as_cpu_float(name, images)
-    shape = tuple(x.shape)
+    x = _as_cpu_float(images)
     if x.dim() == 2:
-        side = math.isqrt(shape[1])
-        if shape[1] == 0 or side * side != shape[1]:
-            raise ValueError(
-                f"{name} of shape {shape} must be (B, D) with D a perfect square such as 784, "
-                "(B, H, W) or (B, 1, H, W)"
-            )
-        x = x.reshape(shape[0], 1, side, side)
+        side = math.isqrt(x.shape[1])
+        x = x.reshape(x.shape[0], 1, side, side)
     elif x.dim() == 3:
         x = x.unsqueeze(1)
-    elif x.dim() != 4 or shape[1] != 1:
-        raise ValueError(f"{name} must have shape (B, 784), (B, H, W) or (B, 1, H, W); got {shape}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} must hold at least one non-empty image; got shape {shape}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} must be finite; got NaN or infinite values")
-    if unit_range and (x.min() < 0 or x.max() > 1):
-        raise ValueError(
-            f"{name} must have values in [0, 1]; got min {x.min().item():.4g}, max {x.max().item():.4g}"
-        )
     return x
 
 
@@ -91,12 +68,7 @@ def image_grid(
     The figure is new unless ``ax`` is given, in which case it is drawn into ``ax`` and
     ``ax``'s figure is returned.
     """
-    x = _as_image_batch("images", images, unit_range=True)
-    nrow = check_positive_int("nrow", nrow)
-    padding = check_nonnegative_int("padding", padding)
-    check_optional_str("title", title)
-    _check_axes(ax)
-    pad_value = check_unit_interval("pad_value", pad_value, closed_right=True)
+    x = _as_image_batch(images)
     n = x.shape[0]
     if labels is not None:
         if isinstance(labels, Tensor):
@@ -151,9 +123,7 @@ def side_by_side(
     row's largest absolute value, which is added to the row title. ``colorbar`` is
     ``True`` for a colour bar beside every row, or the indices of the rows that get one.
     """
-    if isinstance(rows, Tensor) or isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) or not rows:
-        raise ValueError(f"rows must be a non-empty sequence of image tensors; got {type(rows).__name__}")
-    batches = [_as_image_batch(f"rows[{i}]", r, unit_range=False) for i, r in enumerate(rows)]
+    batches = [_as_image_batch(r) for r in rows]
     n_rows = len(batches)
     n_cols = max(b.shape[0] for b in batches)
     row_titles = check_str_sequence("row_titles", row_titles, n_rows)
@@ -172,8 +142,6 @@ def side_by_side(
         with_bar = set(range(n_rows)) if colorbar else set()
     else:
         with_bar = _indices("colorbar", colorbar)
-    check_optional_str("title", title)
-    cell_size = check_positive_float("cell_size", cell_size)
 
     fig = _new_figure(figsize=(cell_size * n_cols + (0.9 if with_bar else 0) + 0.5,
                                cell_size * n_rows + (0.4 if title else 0) + (0.3 if col_titles else 0)),
@@ -226,12 +194,8 @@ def manifold_grid(
     right and :math:`z_2` upwards. The latent points, in tile order, are stored as
     ``fig.latent_grid`` (``(grid_size**2, 2)``).
     """
-    if not callable(decode):
-        raise ValueError(f"decode must be callable (latent points -> images); got {decode!r}")
-    grid_size = check_positive_int("grid_size", grid_size)
     if span is not None:
         span = check_positive_float("span", span)
-    check_optional_str("title", title)
 
     if span is None:
         probs = torch.linspace(0.05, 0.95, grid_size) if grid_size > 1 else torch.tensor([0.5])
@@ -242,9 +206,7 @@ def manifold_grid(
     z = torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=1)  # (G*G, 2)
     with torch.no_grad():
         out = decode(z)
-    images = _as_image_batch("decode(z)", out, unit_range=True)
-    if images.shape[0] != z.shape[0]:
-        raise ValueError(f"decode(z) must return one image per latent point ({z.shape[0]}); got {images.shape[0]}")
+    images = _as_image_batch(out)
 
     grid = make_grid(images, nrow=grid_size, padding=0)[0]
     h, w = images.shape[-2:]

@@ -24,15 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from thesis_lib.ground.validation import (
-    check_choice,
-    check_finite_float,
-    check_optional_str,
-    check_positive_float,
-    check_positive_int,
-    check_str_sequence,
-    check_tensor,
-)
+from thesis_lib.ground.validation import check_choice
 
 if TYPE_CHECKING:  # imported for the annotations only
     from matplotlib.figure import Figure
@@ -69,16 +61,9 @@ def _new_figure(**kwargs: Any) -> Figure:
     return fig
 
 
-def _as_cpu_float(name: str, value: Any) -> Tensor:
+def _as_cpu_float(value: Tensor) -> Tensor:
     """``value``, a tensor of real numbers, detached and copied to the CPU as float32 (for drawing)."""
-    return check_tensor(name, value, real=True).detach().to("cpu", torch.float32)
-
-
-def _check_axes(ax: Any) -> None:
-    from matplotlib.axes import Axes  # lazy: see the module docstring
-
-    if ax is not None and not isinstance(ax, Axes):
-        raise ValueError(f"ax must be a matplotlib Axes or None; got {type(ax).__name__}")
+    return value.detach().to("cpu", torch.float32)
 
 
 # --------------------------------------------------------------------------- saving
@@ -106,10 +91,6 @@ def save_figure(
 
     Returns the target paths, in the order of ``formats``.
     """
-    from matplotlib.figure import Figure  # lazy: see the module docstring
-
-    if not isinstance(fig, Figure):
-        raise ValueError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
     if not isinstance(name, str) or not _NAME_PATTERN.match(name):
         raise ValueError(
             f"name must match ^[a-z0-9][a-z0-9_]*$ (lower-case letters, digits, underscores, "
@@ -119,13 +100,9 @@ def save_figure(
         raise ValueError(f"directory must be a non-empty path; got {directory!r}")
     if isinstance(formats, str):
         formats = (formats,)
-    if not isinstance(formats, Sequence) or len(formats) == 0:
-        raise ValueError(f"formats must be a non-empty sequence of {SAVE_FORMATS}; got {formats!r}")
     for fmt in formats:
         check_choice("formats", fmt, SAVE_FORMATS)
-    if len(set(formats)) != len(formats):
-        raise ValueError(f"formats must not repeat a format; got {list(formats)!r}")
-    dpi = check_positive_float("dpi", dpi)
+    dpi = float(dpi)
 
     import matplotlib  # lazy: see the module docstring
 
@@ -164,32 +141,20 @@ def loss_curves(
     r"""Per-epoch curves from a training history, epoch 1 first.
 
     ``history`` maps names such as ``"train_loss"`` and ``"test_loss"`` to one value per
-    epoch (curves may have different lengths; NaN shows as a gap); ``keys`` picks and orders
-    the curves (default: all, in ``history``'s order). ``logy`` draws the y axis
-    logarithmically, which needs positive values.
+    epoch (curves may have different lengths; an epoch whose value is NaN is skipped, and a
+    curve needs one finite value); ``keys`` picks and orders the curves (default: all, in
+    ``history``'s order). ``logy`` draws the y axis logarithmically, which needs positive values.
     """
-    if not isinstance(history, Mapping) or len(history) == 0:
-        raise ValueError(f"history must be a non-empty mapping of name -> per-epoch values; got {history!r}")
     if keys is None:
         keys = list(history)
-    keys = check_str_sequence("keys", keys, None)
-    if not keys:
-        raise ValueError("keys must name at least one curve; got []")
     for key in keys:
         check_choice("keys", key, list(history))
-    if not isinstance(logy, bool):
-        raise ValueError(f"logy must be True or False; got {logy!r}")
-    check_optional_str("title", title)
     curves = {}
     for key in keys:
         values = history[key]
         if isinstance(values, Tensor):
             values = values.detach().cpu().reshape(-1).tolist()
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
-        ):
-            raise ValueError(f"history[{key!r}] must be a non-empty sequence of numbers; got {values!r}")
-        if logy and any(v <= 0 for v in values):  # NaN compares False and is kept as a gap
+        if logy and any(v <= 0 for v in values):  # NaN compares False: an epoch without a value
             raise ValueError(
                 f"logy=True needs positive values, but history[{key!r}] has min {min(values)!r}; pass logy=False"
             )
@@ -233,26 +198,10 @@ def latent_scatter(
     drawn in ``tab10`` with one legend entry per class present. At most ``max_points``
     points are drawn: a random subset chosen with ``seed`` (the same subset every call).
     """
-    codes = _as_cpu_float("z", z)
-    if codes.dim() != 2 or codes.shape[1] not in (2, 3) or codes.shape[0] == 0:
-        raise ValueError(f"z must have shape (N, 2) or (N, 3) with N >= 1; got {tuple(codes.shape)}")
-    if not torch.isfinite(codes).all():
-        raise ValueError("z must be finite; got NaN or infinite values")
+    codes = _as_cpu_float(z)
     n, dim = codes.shape
     if labels is not None:
-        if not isinstance(labels, Tensor) or tuple(labels.shape) != (n,):
-            shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-            raise ValueError(f"labels must be None or a tensor of shape ({n},); got {shape}")
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise ValueError(f"labels must have an integer dtype; got {labels.dtype}")
-        if labels.min() < 0 or labels.max() > 9:
-            lo, hi = labels.min().item(), labels.max().item()
-            raise ValueError(f"labels must be digit classes in 0..9; got values {lo}..{hi}")
         labels = labels.detach().cpu().long()
-    check_optional_str("title", title)
-    max_points = check_positive_int("max_points", max_points)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer; got {seed!r}")
 
     if n > max_points:
         keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_points].sort().values
@@ -295,29 +244,16 @@ def function_plot(
 
     Thesis: Definition 1.1.1, Example 1.1.2.
     """
-    if not isinstance(funcs, Mapping) or len(funcs) == 0:
-        raise ValueError(f"funcs must be a non-empty mapping of name -> function; got {funcs!r}")
-    for key, f in funcs.items():
-        if not isinstance(key, str) or not callable(f):
-            raise ValueError(f"funcs must map names (str) to callables; got {key!r}: {f!r}")
     ok = (isinstance(x_range, Sequence) and len(x_range) == 2
           and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in x_range))
     if not ok or x_range[0] >= x_range[1]:
         raise ValueError(f"x_range must be two finite numbers (low, high) with low < high; got {x_range!r}")
-    n = check_positive_int("n", n)
-    if n < 2:
-        raise ValueError(f"n must be at least 2 points; got {n}")
-    check_optional_str("title", title)
 
     t = torch.linspace(float(x_range[0]), float(x_range[1]), n)
     values = {}
     with torch.no_grad():
         for key, f in funcs.items():
-            y = f(t)
-            if not isinstance(y, Tensor) or y.shape != t.shape:
-                got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
-                raise ValueError(f"funcs[{key!r}] must return a tensor of shape ({n},) element-wise; got {got}")
-            values[key] = y.detach().cpu().float()
+            values[key] = f(t).detach().cpu().float()
 
     fig = _new_figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.add_subplot()
@@ -350,27 +286,7 @@ def histogram_compare(
     histogram integrates to 1, which compares groups of different size; otherwise counts.
     ``threshold`` draws a dashed vertical line (a decision threshold).
     """
-    if not isinstance(scores, Mapping) or len(scores) == 0:
-        raise ValueError(f"scores must be a non-empty mapping of name -> 1-d tensor; got {scores!r}")
-    groups = {}
-    for key, s in scores.items():
-        if not isinstance(key, str):
-            raise ValueError(f"scores keys must be strings; got {key!r}")
-        s = _as_cpu_float(f"scores[{key!r}]", s)
-        if s.dim() != 1 or s.numel() == 0:
-            raise ValueError(f"scores[{key!r}] must be a non-empty 1-d tensor; got shape {tuple(s.shape)}")
-        if not torch.isfinite(s).all():
-            raise ValueError(f"scores[{key!r}] must be finite; got NaN or infinite values")
-        groups[key] = s.double()
-    bins = check_positive_int("bins", bins)
-    check_optional_str("title", title)
-    if not isinstance(density, bool):
-        raise ValueError(f"density must be True or False; got {density!r}")
-    if threshold is not None:
-        check_finite_float("threshold", threshold)
-    if not isinstance(xlabel, str):
-        raise ValueError(f"xlabel must be a string; got {xlabel!r}")
-
+    groups = {key: _as_cpu_float(s).double() for key, s in scores.items()}
     everything = torch.cat(list(groups.values()))
     lo, hi = everything.min().item(), everything.max().item()
     if hi <= lo:

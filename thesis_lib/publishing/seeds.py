@@ -60,8 +60,6 @@ class Spread:
 def spread(values: Mapping[int, float] | Sequence[float]) -> Spread:
     """Mean, sample standard deviation (``n - 1`` in the denominator) and range of ``values``."""
     xs = list(values.values()) if isinstance(values, Mapping) else list(values)
-    if not xs:
-        raise ValueError("values must hold at least one result; got none")
     sd = statistics.stdev(xs) if len(xs) > 1 else math.nan
     return Spread(len(xs), statistics.fmean(xs), sd, min(xs), max(xs))
 

@@ -43,9 +43,7 @@ WARMUP_STEPS = 3  # eager steps on a side stream before capture (PyTorch's docum
 
 
 def batch_sizes(n: int, batch_size: int) -> list[int]:
-    """The batch sizes of an epoch over ``n`` examples: ``batch_size``, and the remainder if any."""
-    if n < 1 or batch_size < 1:
-        raise ValueError(f"n and batch_size must be positive; got n={n}, batch_size={batch_size}")
+    """The batch sizes of an epoch over ``n >= 1`` examples: ``batch_size``, and the remainder if any."""
     full, rest = divmod(n, batch_size)
     return ([batch_size] if full else []) + ([rest] if rest else [])
 
@@ -56,10 +54,8 @@ def capturable(optimizer: torch.optim.Optimizer) -> bool:
 
 
 def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    """Turn on ``capturable`` in every group and make its learning rate a 0-d tensor on ``device``."""
-    if not capturable(optimizer):
-        raise ValueError(f"optimizer must be one of torch.optim's with a capturable option; got "
-                         f"{type(optimizer).__name__}")
+    """Turn on ``capturable`` in every group of ``optimizer`` (one that :func:`capturable` accepts) and make its
+    learning rate a 0-d tensor on ``device``."""
     for group in optimizer.param_groups:
         group["capturable"] = True
         if not isinstance(group["lr"], Tensor):
@@ -94,12 +90,13 @@ def restore(model: nn.Module, optimizer: torch.optim.Optimizer,
 
 
 class CapturedSteps:
-    """One CUDA graph per batch size of an epoch, each one training step (see the module's docstring)."""
+    """One CUDA graph per batch size of an epoch, each one training step (see the module's docstring).
+
+    ``x`` lies on a CUDA device and ``optimizer`` is one that :func:`capturable` accepts:
+    :func:`thesis_lib.runtime.training.fit`, which builds it, checks both first."""
 
     def __init__(self, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, x: Tensor,
                  y: Tensor | None, batch_size: int) -> None:
-        if x.device.type != "cuda":
-            raise ValueError(f"x must be on a CUDA device to capture the training step; got {x.device}")
         make_capturable(optimizer, x.device)
         self.model, self.objective, self.optimizer, self.x, self.y = model, objective, optimizer, x, y
         self.running = torch.zeros((), device=x.device)

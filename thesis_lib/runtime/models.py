@@ -27,8 +27,6 @@ def build_model(spec: ModelSpec) -> nn.Module:
 
     Seed torch before calling this to get the same initial weights every time.
     """
-    if not isinstance(spec, ModelSpec):
-        raise ValueError(f"spec must be a thesis_lib.ground.config.ModelSpec; got {type(spec).__name__}")
     params = dict(spec.params)
     for key in ("widths", "hidden", "channels", "activations"):
         if isinstance(params.get(key), list):

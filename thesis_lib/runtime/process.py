@@ -3,23 +3,24 @@ r"""Settings of the process that trains: threads, subnormal floats, the allocato
 They belong to the process, not to a model, so no library function changes them: the entry points
 (``python -m thesis_lib.reproduction.experiments``, ``book/build.py`` and each chapter's first cell, the
 benchmark) call :func:`tune_process` once, where the process starts, and set
-:data:`MALLOC_ENV` in the environment of the processes they start. Each setting was found by
-measuring the training loop with ``benchmarks/train_speed.py`` on this project's 2-vCPU machine:
+:data:`MALLOC_ENV` in the environment of the processes they start. Each setting rests on
+measurements of the training loop with ``benchmarks/train_speed.py`` on this project's 2-vCPU machine:
 
 - :func:`choose_threads`: one thread per CPU that no other process is using;
 - subnormal floats count as zero (:func:`tune_process`). Adam's first moment of a weight whose
   gradient is mostly zero (an MNIST border pixel, a ReLU unit that rarely fires) shrinks by
   $\beta_1 = 0.9$ a step and spends its last hundred-odd steps as a subnormal number, which x86 CPUs
   process far more slowly: after three epochs of the standard VAE a quarter of its first layer's
-  moments were subnormal and an epoch took 25% longer than the first. Flushing them (x86's FTZ/DAZ)
-  changes values below $1.2 \cdot 10^{-38}$ only. The mode belongs to a thread, and a POSIX thread
-  starts with the floating-point environment of the thread that created it, so setting it on the
-  main thread *before* torch starts its pool of worker threads sets it on every thread of the pool;
+  moments are subnormal, and without flushing an epoch then takes 25% longer than the first.
+  Flushing them (x86's FTZ/DAZ) changes values below $1.2 \cdot 10^{-38}$ only. The mode belongs to
+  a thread, and a POSIX thread starts with the floating-point environment of the thread that created
+  it, so setting it on the main thread *before* torch starts its pool of worker threads sets it on
+  every thread of the pool;
 - freed memory stays in the process (:data:`MALLOC_ENV`, glibc's ``MALLOC_MMAP_THRESHOLD_`` and
   ``MALLOC_TRIM_THRESHOLD_``, read when the process starts). With glibc's default, dynamic
-  thresholds a training step's large temporaries were handed back to the kernel when freed and
-  faulted back in, page by page, at the next step; with these, each step reuses the last one's pages
-  (the thesis AE's epoch 10% faster, the convolutional AE's 30%).
+  thresholds a training step's large temporaries are handed back to the kernel when freed and
+  faulted back in, page by page, at the next step; with these, each step reuses the last one's pages,
+  which makes an epoch of the thesis AE 10% faster and one of the convolutional AE 30% faster.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from thesis_lib.ground.config import DEVICES, MALLOC_ENV
-from thesis_lib.ground.validation import check_choice, check_positive_int
+from thesis_lib.ground.validation import check_choice
 
 
 
@@ -41,7 +42,7 @@ def choose_threads(cpus: int | None = None, load: float | None = None) -> int:
     ``cpus`` defaults to the CPUs this process may run on, ``load`` to the one-minute load average
     (processes already running). The rule follows ``benchmarks/train_speed.py`` on this project's
     2-vCPU machine: on an idle machine two threads beat one for all three benchmark models (1.5x
-    for the thesis AE), but next to one busy process two threads were 4 to 30 times slower than one,
+    for the thesis AE), but next to one busy process two threads are 4 to 30 times slower than one,
     since torch's threads wait for each other at every operation (``benchmarks/RESULTS_load.md``).
     So: one thread per CPU that nobody else uses.
 
@@ -52,9 +53,6 @@ def choose_threads(cpus: int | None = None, load: float | None = None) -> int:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if load is None:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    check_positive_int("cpus", cpus)
-    if isinstance(load, bool) or not isinstance(load, (int, float)) or not load >= 0:
-        raise ValueError(f"load must be a non-negative number (a load average); got {load!r}")
     return max(1, cpus - int(round(load)))
 
 
@@ -72,8 +70,8 @@ def tune_process(threads: int | None = None) -> dict[str, object]:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
             raise ValueError(f"threads must be a positive integer, 0 (the free CPUs) or None; got {threads!r}")
         torch.set_num_threads(threads or choose_threads())
-    # full fp32 on a GPU too: cuDNN's convolutions would otherwise round their inputs to TF32's 10-bit
-    # mantissa, and a GPU run would no longer agree with a CPU run to float tolerance
+    # full fp32 on a GPU too: with TF32, cuDNN's convolutions round their inputs to a 10-bit mantissa,
+    # and a GPU run then differs from a CPU run by more than float tolerance
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     return {

@@ -10,7 +10,7 @@ import torch
 
 from thesis_lib.mathematics import optimizers
 from thesis_lib.runtime import cuda_graphs, training
-from thesis_lib.ground.config import ModelSpec
+from thesis_lib.ground.config import ModelSpec, TrainConfig
 from thesis_lib.mathematics.losses import reconstruction_objective
 from thesis_lib.runtime.models import build_model
 
@@ -82,11 +82,11 @@ def test_fit_refuses_cuda_graphs_it_cannot_use_before_any_work():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.rand(32, 20)
     with pytest.raises(ValueError, match=r"cuda_graphs=True needs the data on a CUDA device \(got cpu\)"):
-        training.fit(model, reconstruction_objective("mse"), opt, x, epochs=1, batch_size=8, cuda_graphs=True,
-                     progress=False)
+        training.fit(model, reconstruction_objective("mse"), opt, TrainConfig(epochs=1, batch_size=8), x,
+                     loop=training.Loop(progress=False, cuda_graphs=True))
     with pytest.raises(ValueError, match="cuda_graphs must be True, False or None"):
-        training.fit(model, reconstruction_objective("mse"), opt, x, epochs=1, batch_size=8, cuda_graphs="yes",
-                     progress=False)
+        training.fit(model, reconstruction_objective("mse"), opt, TrainConfig(epochs=1, batch_size=8), x,
+                     loop=training.Loop(progress=False, cuda_graphs="yes"))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing trained
 
 
@@ -107,8 +107,8 @@ def test_captured_steps_train_like_the_eager_loop_on_a_gpu(kind):
         model = build_model(spec).cuda()
         opt = training.make_optimizer("adam", model.parameters(), 1e-3)
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)
-        hist = training.fit(model, objective, opt, x, epochs=3, batch_size=128, scheduler=sched, progress=False,
-                            cuda_graphs=graphs)
+        hist = training.fit(model, objective, opt, TrainConfig(epochs=3, batch_size=128), x,
+                            loop=training.Loop(progress=False, scheduler=sched, cuda_graphs=graphs))
         runs[graphs] = (model, hist)
     (eager, h0), (graphed, h1) = runs[False], runs[True]
     if kind == "fc_autoencoder":

@@ -296,13 +296,13 @@ def test_a_failing_task_is_reported_and_its_dependent_skipped(tmp_path, capsys, 
     assert reproduce.main(argv, task_fn=_with_test_experiments) == 1
     assert dict(os.environ) == environ  # the nanny's pre-spawn settings do not leak into this process
     err = capsys.readouterr().err
-    assert "FAILED: broken (seed 0): ValueError: x must have last dimension 10" in err
+    assert "FAILED: broken (seed 0): RuntimeError: mat1 and mat2 shapes cannot be multiplied" in err
     assert "SKIPPED: broken_child (seed 0) not run: it depends on broken-seed0" in err
     summary = json.loads((tmp_path / "summary.json").read_text())
     status = {key: rec["status"] for key, rec in summary["tasks"].items()}
     assert status == {"broken-seed0": "failed", "broken_child-seed0": "skipped", "linear_ae_2-seed0": "done"}
     failed = summary["tasks"]["broken-seed0"]
-    assert failed["error"].startswith("broken (seed 0): ValueError") and failed["wall_seconds"] > 0
+    assert failed["error"].startswith("broken (seed 0): RuntimeError") and failed["wall_seconds"] > 0
     assert "run_task" in failed["traceback"]
     assert summary["tasks"]["linear_ae_2-seed0"]["final"]["test_loss"] > 0
     assert "broken-seed0 | failed" in (tmp_path / "REPORT.md").read_text()

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only, see the module docstring
-    from torch import Tensor
+    pass
 
 
 def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
@@ -84,13 +84,6 @@ def check_widths(name: str, widths: Any, *, min_len: int = 2) -> tuple[int, ...]
     return tuple(widths)
 
 
-def check_optional_str(name: str, value: Any) -> str | None:
-    """Return ``value`` if it is a ``str`` or ``None``."""
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{name} must be a string or None; got {value!r}")
-    return value
-
-
 def check_str_sequence(name: str, value: Any, length: int | None = None) -> list[str]:
     """Return ``value`` as a list if it is a sequence of ``str`` (not a string itself), of ``length`` entries
     if given."""
@@ -101,55 +94,3 @@ def check_str_sequence(name: str, value: Any, length: int | None = None) -> list
     if not all(isinstance(v, str) for v in value):
         raise ValueError(f"{name} must contain strings only; got {list(value)!r}")
     return list(value)
-
-
-def _dimensions(n: int) -> str:
-    return "dimension" if n == 1 else "dimensions"
-
-
-def check_tensor(
-    name: str,
-    value: Any,
-    *,
-    ndim: int | Sequence[int] | None = None,
-    min_ndim: int = 0,
-    real: bool = False,
-    floating: bool = False,
-) -> Tensor:
-    """Return ``value`` if it is a ``torch.Tensor`` of an allowed rank; otherwise raise ``ValueError``.
-
-    ``ndim`` is the number of dimensions required, or a sequence of the allowed numbers; ``min_ndim``
-    is a lower bound. With ``real`` the dtype must hold real numbers (not complex, not bool), with
-    ``floating`` it must be a floating-point dtype.
-    Only Python-level attributes are read, so the check never waits for a GPU.
-    """
-    import torch  # not at the top: config.py imports this module and must not load torch
-
-    if not isinstance(value, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
-    if real and (value.is_complex() or value.dtype == torch.bool):
-        raise ValueError(f"{name} must hold real numbers; got dtype {value.dtype}")
-    if floating and not value.is_floating_point():
-        raise ValueError(f"{name} must have a floating-point dtype; got {value.dtype}")
-    if ndim is not None:
-        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-        if value.ndim not in allowed:
-            shown = " or ".join(str(n) for n in allowed)
-            raise ValueError(
-                f"{name} must have {shown} {_dimensions(allowed[-1])}; got shape {tuple(value.shape)}"
-            )
-    if value.ndim < min_ndim:
-        raise ValueError(
-            f"{name} must have at least {min_ndim} {_dimensions(min_ndim)}; got shape {tuple(value.shape)}"
-        )
-    return value
-
-
-def check_same_shape(name_a: str, a: Any, name_b: str, b: Any, *, min_ndim: int = 1) -> None:
-    """Raise ``ValueError`` unless ``a`` and ``b`` are tensors of the same shape with ``min_ndim`` dimensions
-    or more."""
-    check_tensor(name_a, a)
-    check_tensor(name_b, b)
-    check_tensor(name_a, a, min_ndim=min_ndim)
-    if a.shape != b.shape:
-        raise ValueError(f"{name_b} must have the same shape as {name_a}, {tuple(a.shape)}; got {tuple(b.shape)}")

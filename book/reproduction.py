@@ -4,15 +4,15 @@
     .venv/bin/python book/reproduction.py --runs DIR --chapter 05  # another run, one chapter
 
 ``python -m thesis_lib.reproduction.reproduce`` trains every experiment into ``DIR/seed{S}/`` and writes
-``DIR/summary.json``; ``make reproduce`` then runs this script. For each seed of the run it executes the
-chapters that train models (4 and 5) in the run's profile, with ``seed=S`` and ``checkpoint_dir`` the
-folder holding that seed's checkpoints, into ``DIR/seed{S}/chapters/``. A chapter's checks are its
-assert cells, each the tolerance the book states for a claim; a chapter that fails one is reported with
-that check. Then every number the book's regression tests compare (the outputs of the cells tagged
-``nbval-check-output``) and every result glued into the prose is set beside the committed book's
-(``book/chapters``, seed 0 of the full profile). The comparison goes to ``DIR/CHAPTERS.md`` and replaces
-the chapters section of ``DIR/REPORT.md``; ``DIR/seeds.json`` keeps every glued result by seed, with the
-SHA-256 of the weights of each experiment and seed, for the chapters' tables over seeds.
+``DIR/summary.json`` and, computed from the checkpoints, the headline results by seed that the chapters' tables
+over seeds read (``DIR/seeds.json``); ``make reproduce`` then runs this script, which reads the summary and
+leaves ``seeds.json`` as it is. For each seed of the run it executes the chapters that train models (4 and 5)
+in the run's profile, with ``seed=S`` and ``checkpoint_dir`` the folder holding that seed's checkpoints, into
+``DIR/seed{S}/chapters/``. A chapter's checks are its assert cells, each the tolerance the book states for a
+claim; a chapter that fails one is reported with that check. Then every number the book's regression tests
+compare (the outputs of the cells tagged ``nbval-check-output``) and every result glued into the prose is set
+beside the committed book's (``book/chapters``, seed 0 of the full profile). The comparison goes to
+``DIR/CHAPTERS.md`` and replaces the chapters section of ``DIR/REPORT.md``.
 """
 
 from __future__ import annotations
@@ -64,19 +64,6 @@ def glued(nb: Any) -> dict[str, str]:
                 text = data.get(meta.get("mime_prefix", "") + "text/plain", data.get("text/plain", ""))
                 found[meta["name"]] = "".join(text) if isinstance(text, list) else text
     return found
-
-
-SCALAR_REPR = re.compile(r"^(?:np\.\w+\()?(?P<number>[^()]+?)\)?$")  # 0.5, np.float64(0.5), np.int64(3)
-
-
-def glued_value(text: str) -> float | str:
-    """A glued value's text as a number where it is one (numpy scalars print as ``np.float64(0.5)``),
-    else the text without its quotes."""
-    match = SCALAR_REPR.match(text.strip())
-    try:
-        return float(match["number"]) if match else float(text)
-    except ValueError:
-        return text.strip("'\"")
 
 
 def _relative(new: float, old: float) -> float:
@@ -183,24 +170,6 @@ def report(results: Mapping[tuple[int, str], Any], chapters: Mapping[str, Path],
     return "\n".join(lines).rstrip() + "\n"
 
 
-def seed_results(results: Mapping[tuple[int, str], Any], summary: Mapping[str, Any]) -> dict[str, Any]:
-    """What ``DIR/seeds.json`` holds: every glued result of every chapter run that passed its checks, by
-    name and seed, and the SHA-256 of the weights each result came from (experiment -> seed -> digest)."""
-    import nbformat
-
-    values: dict[str, dict[str, float | str]] = {}
-    for (seed, _), result in sorted(results.items()):
-        if isinstance(result, Path):
-            for key, text in glued(nbformat.read(result, as_version=4)).items():
-                values.setdefault(key, {})[str(seed)] = glued_value(text)
-    weights: dict[str, dict[str, str]] = {}
-    for rec in summary["tasks"].values():
-        if rec.get("weights_sha256"):
-            weights.setdefault(rec["name"], {})[str(rec["seed"])] = rec["weights_sha256"]
-    return {"profile": summary["profile"], "seeds": sorted({str(s) for s, _ in results}), "results": values,
-            "weights_sha256": weights}
-
-
 def replace_section(report_text: str, section: str) -> str:
     """``REPORT.md`` with its chapters section (from :data:`SECTION` to the end) replaced by ``section``."""
     head = report_text.split(SECTION, 1)[0].rstrip()
@@ -222,7 +191,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     results = execute(args.runs, summary, chapters)
     section = report(results, chapters, summary["profile"])
     atomic_write_text(args.runs / "CHAPTERS.md", section)
-    atomic_write_text(args.runs / "seeds.json", json.dumps(seed_results(results, summary), indent=1) + "\n")
     report_path = args.runs / "REPORT.md"
     atomic_write_text(report_path, replace_section(report_path.read_text() if report_path.is_file() else "", section))
     failed = [k for k, v in results.items() if not isinstance(v, Path)]

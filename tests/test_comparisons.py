@@ -1,4 +1,4 @@
-"""thesis_lib.publishing.comparisons against closed forms on small synthetic data.
+"""thesis_lib.runtime.comparisons against closed forms on small synthetic data.
 
 The data are the points m ± s_j e_j in R^4: their mean is m and their covariance (divisor n) is
 diagonal with eigenvalues lambda_j = s_j^2 / 4, so PCA keeps the first coordinate axes. A linear
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from thesis_lib.mathematics.autoencoders import fully_connected_autoencoder, linear_autoencoder
-from thesis_lib.publishing.comparisons import decoder_subspace, pca_versus_autoencoders, superposition_defect
+from thesis_lib.runtime.comparisons import decoder_subspace, pca_versus_autoencoders, superposition_defect
 
 LAMBDAS = torch.tensor([4.0, 2.0, 1.0, 0.5], dtype=torch.float64)
 MEAN = torch.tensor([0.3, -0.2, 0.1, 0.5], dtype=torch.float64)

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from thesis_lib.runtime import data, runs
-from thesis_lib.reproduction import experiments, likelihoods, reproduce, tasks
+from thesis_lib.publishing.seeds import load as load_seeds
+from thesis_lib.reproduction import experiments, headlines, likelihoods, reproduce, tasks
 from thesis_lib.runtime.checkpoints import file_sha256, load_checkpoint
 from thesis_lib.ground.config import ChapterConfig, ModelSpec, TrainConfig
 from thesis_lib.reproduction.experiments import Experiment
@@ -56,14 +57,14 @@ def test_the_plan_puts_each_warm_start_after_its_parent_of_the_same_seed(tmp_pat
     keys = [t.key for t in plan]
     n_likelihoods = sum(bool(e.likelihoods) for e in experiments.EXPERIMENTS.values())
     assert n_likelihoods == 4 and len(set(keys)) == len(keys)
-    assert len(plan) == 2 * (len(experiments.EXPERIMENTS) + n_likelihoods)
+    assert len(plan) == 2 * (len(experiments.EXPERIMENTS) + n_likelihoods + 1)  # + each seed's headlines task
     for seed in (0, 1):
         for child in ("vae_nll_long", "iwae_nll_long"):
             assert keys.index(f"vae_nll-seed{seed}") < keys.index(f"{child}-seed{seed}")
             task = plan[keys.index(f"{child}-seed{seed}")]
             assert task.parents == (f"vae_nll-seed{seed}",)
             assert task.spec.checkpoint_dir == str(tmp_path.resolve() / f"seed{seed}")
-    assert all(not t.parents for t in plan if experiments.get(t.spec.name).init_from == "" and not t.spec.splits)
+    assert all(not t.parents for t in plan if t.spec.trains and experiments.get(t.spec.name).init_from == "")
     # asking for a warm start brings its parent along, each followed by the likelihoods chapter 5 reads
     assert [t.key for t in _plan(["iwae_nll_long"])] == ["vae_nll-seed0", "vae_nll-seed0-likelihoods",
                                                          "iwae_nll_long-seed0", "iwae_nll_long-seed0-likelihoods"]
@@ -84,6 +85,61 @@ def test_each_model_whose_likelihoods_chapter_5_reads_is_followed_by_a_likelihoo
         "vae_nll_long": ("test", "validation", "train"), "iwae_nll_long": ("test", "validation", "train")}
     quick = _plan(["vae_nll"], profile="quick")
     assert [t.estimate for t in quick] == [tasks.QUICK_TASK_SECONDS] * 2
+
+
+def test_each_seed_ends_with_a_headlines_task_after_the_models_and_likelihoods_it_reads(tmp_path):
+    plan = _plan(list(experiments.EXPERIMENTS), seeds=(0, 1), out=tmp_path)
+    keys = [t.key for t in plan]
+    for seed in (0, 1):
+        task = plan[keys.index(f"headlines-seed{seed}")]
+        reads = {f"{n}-seed{seed}" for n in headlines.EXPERIMENTS_READ} | \
+            {f"{n}-seed{seed}-likelihoods" for n in headlines.LIKELIHOODS_READ}
+        assert set(task.parents) == reads and len(task.parents) == len(reads) == 24
+        assert all(keys.index(p) < keys.index(task.key) for p in task.parents)  # dependency order
+        assert not task.spec.trains and task.estimate == tasks.HEADLINES_SECONDS
+        assert task.spec.checkpoint_dir == str(tmp_path.resolve() / f"seed{seed}") and task.spec.profile == "full"
+    assert keys[-1] == "headlines-seed1" and keys.index("headlines-seed0") < keys.index("ae_thesis-seed1")
+    assert "ae_thesis_10000-seed0" not in plan[keys.index("headlines-seed0")].parents  # not read: not waited for
+    # what the tables over seeds read is left out of these runs
+    three_seeds = [n for n in experiments.EXPERIMENTS if n not in ("ae_thesis_10000", "canvas_ae", "vae_2d")]
+    assert "headlines-seed0" in [t.key for t in _plan(three_seeds)]
+    for names, profile in ((["vae_standard", "ae_thesis"], "full"), ([n for n in experiments.EXPERIMENTS
+                                                                    if n != "vae_without_9"], "full"),
+                           (list(experiments.EXPERIMENTS), "quick")):
+        assert not [t for t in _plan(names, profile=profile) if t.spec.name == tasks.HEADLINES]
+
+
+def test_a_headlines_task_computes_the_results_from_its_seeds_checkpoints(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(tasks, "tune_process", lambda threads: {"flush_denormal": True})  # this process stays
+    monkeypatch.setattr(headlines, "headlines", lambda cfg: seen.append(cfg) or {"fc_test_mse": 0.03})
+    spec = tasks.TaskSpec(tasks.HEADLINES, 1, "full", str(tmp_path / "seed1"), str(tmp_path / "data"))
+    rec = tasks.run_task(spec, {"status": "done"})
+    assert rec["headlines"] == {"fc_test_mse": 0.03} and rec["name"] == "headlines" and rec["seed"] == 1
+    (cfg,) = seen
+    assert (cfg.profile, cfg.seed, cfg.checkpoint_dir, cfg.data_dir) == ("full", 1, tmp_path / "seed1",
+                                                                          tmp_path / "data")
+
+    def missing(cfg):
+        raise FileNotFoundError("no vae_nll.pt")
+
+    monkeypatch.setattr(headlines, "headlines", missing)
+    with pytest.raises(tasks.TaskFailed, match=r"^headlines \(seed 1\): FileNotFoundError: no vae_nll.pt"):
+        tasks.run_task(spec)
+
+
+def test_seeds_json_holds_each_finished_seeds_results_and_the_weights_of_every_experiment():
+    records = {"a-seed0": {"name": "a", "seed": 0, "status": "done", "weights_sha256": "ab"},
+               "a-seed1": {"name": "a", "seed": 1, "status": "done", "weights_sha256": "cd"},
+               "a-seed0-likelihoods": {"name": "a", "seed": 0, "status": "done", "likelihoods": {}},
+               "a-seed2": {"name": "a", "seed": 2, "status": "failed"},
+               "headlines-seed2": {"name": "headlines", "seed": 2, "status": "skipped"}}
+    for seed, found in ((0, {"m": 0.5, "n": 2.0}), (1, {"m": 0.25, "n": 3.0})):
+        records[f"headlines-seed{seed}"] = {"name": "headlines", "seed": seed, "status": "done", "headlines": found}
+    assert reproduce.seeds_file(records, "full") == {
+        "profile": "full", "seeds": ["0", "1"], "results": {"m": {"0": 0.5, "1": 0.25}, "n": {"0": 2.0, "1": 3.0}},
+        "weights_sha256": {"a": {"0": "ab", "1": "cd"}}}
+    assert reproduce.seeds_file({k: v for k, v in records.items() if not k.startswith("headlines")}, "full") is None
 
 
 def test_the_committed_likelihoods_are_read_only_from_a_cache_of_that_checkpoint(tmp_path):
@@ -204,11 +260,12 @@ def test_dry_run_prints_the_whole_plan_without_importing_dask():
     assert done.returncode == 0, done.stderr
     out = done.stdout
     n_likelihoods = sum(bool(e.likelihoods) for e in experiments.EXPERIMENTS.values())
-    assert "DASK []" in out and f"{len(experiments.EXPERIMENTS) + n_likelihoods} tasks, full profile" in out
+    assert "DASK []" in out and f"{len(experiments.EXPERIMENTS) + n_likelihoods + 1} tasks, full profile" in out
     lines = re.findall(r"^ *\d+  (\S+-seed\d+(?:-likelihoods)?) ", out, flags=re.M)
     expected = [key for name, exp in experiments.EXPERIMENTS.items()  # the registry is in dependency order
                 for key in (f"{name}-seed0", *([f"{name}-seed0-likelihoods"] if exp.likelihoods else []))]
-    assert lines == expected
+    assert lines == [*expected, "headlines-seed0"]
+    assert re.search(r"^ *\d+  headlines-seed0 +1\.0 min  the 24 tasks it reads$", out, flags=re.M)
     assert "total:" in out and "critical path" in out and "on 2 workers: about" in out
 
 
@@ -323,6 +380,44 @@ def test_a_likelihood_task_estimates_what_the_chapter_would_once_its_model_is_tr
         assert est["nll"] == likelihoods.nll_estimate("tiny_vae", cfg, split)["mean"][-1]  # as the chapter has it
         row = f"| tiny_vae-seed0-likelihoods | done | {split} | {est['k']} | {images} |  | {est['nll']:.2f} |"
         assert row in report  # quick profile: no committed value beside it
+
+
+def _pretend(spec, *parents):
+    """A task function that runs nothing: a training task reports weights named after it, a likelihood task
+    no estimate, a headlines task results made of its seed once it got all 24 tasks it reads, finished."""
+    if spec.name == tasks.HEADLINES:
+        assert len(parents) == 24 and all(p["status"] == "done" for p in parents)
+        return {"status": "done", "headlines": {n: spec.seed + i / 100 for i, n in enumerate(headlines.HEADLINE_NAMES)}}
+    if spec.splits:
+        return {"status": "done", "likelihoods": {}}
+    return {"status": "done", "weights_sha256": f"{spec.name}-{spec.seed}"}
+
+
+@pytest.fixture
+def pickled_by_value():
+    """This module's task functions pickled by value for the workers (which cannot import the tests)."""
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def test_a_full_run_writes_the_headline_results_of_each_seed_to_seeds_json(tmp_path, pickled_by_value):
+    _need_mnist()
+    if data.verify(ChapterConfig.from_parameters(chapter="05").data_dir, "fashion_mnist"):
+        pytest.skip("Fashion-MNIST not fetched")
+    argv = ["--seeds", "0", "2", "--skip", "ae_thesis_10000", "--workers", "2", "--out", str(tmp_path)]
+    assert reproduce.main(argv, task_fn=_pretend) == 0
+    raw = json.loads((tmp_path / "seeds.json").read_text())
+    assert raw["profile"] == "full" and raw["seeds"] == ["0", "2"]
+    assert list(raw["results"]) == list(headlines.HEADLINE_NAMES)
+    assert raw["results"]["ae_thesis_test_mse"] == {"0": 0.0, "2": 2.0}
+    trained = [n for n in experiments.EXPERIMENTS if n != "ae_thesis_10000"]
+    assert raw["weights_sha256"] == {n: {"0": f"{n}-0", "2": f"{n}-2"} for n in trained}
+    assert load_seeds(tmp_path / "seeds.json")["ae_thesis_train_slope"] == {0: 0.02, 2: 2.02}  # what a chapter reads
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "| headlines-seed0 | done | 46 |" in report and "| headlines-seed2 | done | 46 |" in report
 
 
 def test_a_killed_worker_is_replaced_and_its_task_resumes_to_the_same_weights(tmp_path, test_experiments):

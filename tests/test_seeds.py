@@ -26,17 +26,17 @@ def test_spread_is_numpy_mean_sample_sd_and_range():
 
 def _write(path, results):
     path.write_text(json.dumps({"profile": "full", "seeds": ["0", "1"], "results": results,
-                                "weights_sha256": {"ae_thesis": {"0": "ab" * 32}}}))
+                                "weights_sha256": {"ae_thesis": {"0": "ab" * 32}}, "note": "how it was made"}))
     return path
 
 
-def test_load_keeps_the_recorded_results_by_seed_and_records_the_read(tmp_path, monkeypatch):
+def test_load_keeps_the_results_by_seed_and_records_the_read(tmp_path, monkeypatch):
     log = tmp_path / "reads.txt"
     monkeypatch.setattr("thesis_lib.ground.files._READ_HOOKS", [])
     log_reads({READS_LOG_ENV: str(log)})
-    path = _write(tmp_path / "seeds.json", {"seeds_mse": {"0": 0.5, "1": 0.25}, "ch4_other_glue": {"0": 3.0},
-                                            "seeds_label": {"0": 2}})
-    assert seeds.load(path) == {"mse": {0: 0.5, 1: 0.25}, "label": {0: 2.0}}
+    path = _write(tmp_path / "seeds.json", {"mse": {"0": 0.5, "1": 0.25}, "active_units": {"0": 16}})
+    assert seeds.load(path) == {"mse": {0: 0.5, 1: 0.25}, "active_units": {0: 16.0}}
+    assert type(seeds.load(path)["active_units"][0]) is float
     assert str(path) in log.read_text()
     with pytest.raises(FileNotFoundError, match="make reproduce"):
         seeds.load(tmp_path / "absent.json")
@@ -52,14 +52,3 @@ def test_the_table_gives_mean_sd_range_and_each_seed():
     assert seeds.table(results, [("a", "a")], digits=1, scale=10).splitlines()[1].split()[1] == "20.0"
     with pytest.raises(KeyError, match="does not hold: c"):
         seeds.table(results, [("c", "c")])
-
-
-def test_record_glues_under_the_prefix_and_refuses_a_bad_name(monkeypatch):
-    import myst_nb
-
-    glued = []
-    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.append((name, value, display)))
-    seeds.record("ae_test_mse", np.float32(0.5))
-    assert glued == [("seeds_ae_test_mse", 0.5, False)] and type(glued[0][1]) is float
-    with pytest.raises(ValueError, match="name must be a Python identifier"):
-        seeds.record("test mse", 1.0)

@@ -101,7 +101,7 @@ def test_library_tags_are_picked_up(entries: list[thesis_index.Entry]) -> None:
     assert "thesis_lib.mathematics.optimizers.Adam" in by_name["Algorithm 1"].library
     assert "thesis_lib.runtime.data" in by_name["Proposition 2.3.4"].library  # a module docstring
     for name in ("Definition 2.3.1", "Definition 2.3.2", "Definition 2.3.3"):  # "Definitions 2.3.1-2.3.3"
-        assert "thesis_lib.publishing.comparisons.superposition_defect" in by_name[name].library
+        assert "thesis_lib.runtime.comparisons.superposition_defect" in by_name[name].library
     for number in ("1.1", "2.1", "2.2", "2.3"):  # "Figure 1.1, Figure 2.1, ..." after "Eq. (1.3)"
         assert "thesis_lib.publishing.diagrams.network_diagram" in by_name[f"Figure {number}"].library
     # an aside in parentheses does not count: "Definition 1.2.3 (estimated by Definition 1.2.4, ...)"

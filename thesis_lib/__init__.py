@@ -7,11 +7,12 @@ Five layers, one folder each; a module imports only its own layer and the layers
 - ``ground``: argument checks, atomic files, paths, configurations, command-line errors;
 - ``mathematics``: what the thesis defines and states (activations, networks, risks, optimisers,
   image operators, losses, divergences, autoencoders, PCA, the VAE, its metrics);
-- ``runtime``: what trains and stores models (data, the training loop, checkpoints, runs, the
-  process settings, provenance);
-- ``publishing``: what the chapters show (figures, diagrams, comparisons, the seeds' tables, a
-  chapter's first cell); it knows the book, the layers below do not;
-- ``reproduction``: every experiment by name, the likelihoods, and the task graph that retrains them.
+- ``runtime``: what trains, stores and evaluates models (data, the training loop, checkpoints, runs,
+  the process settings, provenance, the comparisons of trained models with PCA);
+- ``publishing``: what the chapters show (figures, diagrams, the seeds' tables, a chapter's first
+  cell); it knows the book, the layers below do not;
+- ``reproduction``: every experiment by name, the likelihoods, the headline results of each seed, and
+  the task graph that retrains them and computes those results.
 
 Publishing and reproduction sit side by side on the runtime and do not import each other.
 The mathematics has short names: ``from thesis_lib import vae`` is ``thesis_lib.mathematics.vae``.

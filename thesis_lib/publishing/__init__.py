@@ -1,1 +1,1 @@
-"""What the chapters show: figures, diagrams, comparisons, the seeds' tables and a chapter's first cell."""
+"""What the chapters show: figures, diagrams, the seeds' tables and a chapter's first cell."""

@@ -1,11 +1,11 @@
-"""Results over training seeds: recorded by the chapters, gathered by the reproduction, shown in the book.
+"""Results over training seeds: computed by the reproduction, shown in the book.
 
-A chapter records each of its headline results with :func:`record` (a value glued under ``seeds_<name>``
-that shows nothing). ``book/reproduction.py`` executes chapters 4 and 5 once per seed, each against the
-checkpoints trained with that seed, and keeps every glued value by seed in
-``reproduction/runs/seeds.json`` (committed, with the SHA-256 of the weights each value came from). The
-chapters read that file back with :func:`load` and show each result's :func:`spread` over the seeds in a
-table (:func:`table`).
+``python -m thesis_lib.reproduction.reproduce`` computes the headline results of chapters 4 and 5 for each
+seed from that seed's checkpoints (:mod:`thesis_lib.reproduction.headlines`) and writes them to
+``OUT/seeds.json``: ``{"profile", "seeds", "results": {name: {seed: value}}, "weights_sha256":
+{experiment: {seed: digest}}}``, the SHA-256 of the weights the results came from. The committed run's file,
+``reproduction/runs/seeds.json``, is what the chapters read with :func:`load`; they show each result's
+:func:`spread` over the seeds in a table (:func:`table`). No chapter writes it.
 """
 
 from __future__ import annotations
@@ -20,30 +20,19 @@ from pathlib import Path
 from thesis_lib.ground.files import record_read
 from thesis_lib.ground.paths import REPO_ROOT
 
-PREFIX = "seeds_"  # the glue names of the recorded results
 SEEDS_FILE = REPO_ROOT / "reproduction" / "runs" / "seeds.json"
 
 
-def record(name: str, value: float) -> None:
-    """Record the headline result ``name`` of this chapter run (a glued number, shown nowhere)."""
-    if not name.isidentifier():
-        raise ValueError(f"name must be a Python identifier (letters, digits, underscores); got {name!r}")
-    from myst_nb import glue  # the book's dependency, present where chapters run
-
-    glue(PREFIX + name, float(value), display=False)
-
-
 def load(path: Path | None = None) -> dict[str, dict[int, float]]:
-    """The recorded results in ``seeds.json``: name (without the prefix) -> seed -> value. The file is
-    recorded as read by the chapter (its SHA-256 enters the chapter's cache key)."""
+    """The results in ``seeds.json``: name -> seed -> value. The file is recorded as read by the chapter (its
+    SHA-256 enters the chapter's cache key)."""
     path = SEEDS_FILE if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no results over seeds at {path}: `make reproduce ARGS=\"--seeds 0 1 2 --skip "
-                                "ae_thesis_10000\"` trains the models and executes the chapters for each seed")
+                                "ae_thesis_10000\"` trains the models and computes the results for each seed")
     record_read(path)
     raw = json.loads(path.read_text())
-    return {key[len(PREFIX):]: {int(s): float(v) for s, v in by_seed.items()}
-            for key, by_seed in raw.get("results", {}).items() if key.startswith(PREFIX)}
+    return {name: {int(s): float(v) for s, v in by_seed.items()} for name, by_seed in raw.get("results", {}).items()}
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,2 @@
-"""Every experiment by name, the likelihoods, and the task graph that retrains them all."""
+"""Every experiment by name, the likelihoods, the headline results of each seed, and the task graph that
+retrains them all and computes those results."""

@@ -12,13 +12,19 @@ A task trains one experiment (:mod:`thesis_lib.reproduction.experiments`) with o
 The ``quick`` profile saves no weights. A trained model whose likelihoods chapter 5 reads
 (``Experiment.likelihoods``) is followed by a task that estimates them and caches them beside the
 checkpoint (:func:`thesis_lib.reproduction.tasks.run_likelihood_task`). A warm start (``vae_nll_long``,
-``iwae_nll_long``) waits for its parent's task of the same seed and starts from its checkpoint. Every
-``--checkpoint-every`` epochs a task saves, so a task whose worker died is retried and resumes on the
-same trajectory, and running the command again loads what is finished and trains only the rest.
+``iwae_nll_long``) waits for its parent's task of the same seed and starts from its checkpoint. In the
+full profile, once a seed's models and likelihoods are there, a headlines task computes the headline
+results of chapters 4 and 5 from them (:mod:`thesis_lib.reproduction.headlines`; left out when ``--only``
+or ``--skip`` leaves out a model they read). Every ``--checkpoint-every`` epochs a task saves, so a task
+whose worker died is retried and resumes on the same trajectory, and running the command again loads what
+is finished and trains only the rest.
+
 ``OUT/summary.json`` records each task (status, wall time, final metrics, SHA-256 of the checkpoint and
-of the weights, the error of a failed one) and ``OUT/REPORT.md`` compares the final losses and the
-likelihoods with the committed checkpoints'. The command exits with 1
-when a task failed; the tasks that depend on it are skipped, all others run.
+of the weights, the error of a failed one), ``OUT/REPORT.md`` compares the final losses and the
+likelihoods with the committed checkpoints', and ``OUT/seeds.json`` holds the headline results by name
+and seed with the SHA-256 of the weights of each experiment and seed (:func:`seeds_file`): the tables
+over seeds of chapters 4 and 5 read the committed run's. The command exits with 1 when a task failed;
+the tasks that depend on it are skipped, all others run.
 
 By default the graph runs on a ``LocalCluster`` of ``--workers`` single-threaded worker processes (the
 free CPUs by default), each started with glibc's allocator settings (:data:`thesis_lib.ground.config.MALLOC_ENV`)
@@ -250,6 +256,26 @@ def write_summary(out: Path, records: Mapping[str, Mapping[str, Any]], meta: Map
 
 
 
+def seeds_file(records: Mapping[str, Mapping[str, Any]], profile: str) -> dict[str, Any] | None:
+    """What ``OUT/seeds.json`` holds: the results of every finished headlines task, by name and seed, and
+    the SHA-256 of the weights of every trained experiment and seed; ``None`` when no headlines task
+    finished (the quick profile, a run of some experiments only)."""
+    found = {int(r["seed"]): r["headlines"] for r in records.values()
+             if r.get("name") == tasks.HEADLINES and r["status"] == "done"}
+    if not found:
+        return None
+    results: dict[str, dict[str, float]] = {}
+    for seed in sorted(found):
+        for name, value in found[seed].items():
+            results.setdefault(name, {})[str(seed)] = value
+    weights: dict[str, dict[str, str]] = {}
+    for rec in records.values():
+        if rec.get("weights_sha256"):
+            weights.setdefault(rec["name"], {})[str(rec["seed"])] = rec["weights_sha256"]
+    return {"profile": profile, "seeds": [str(s) for s in sorted(found)], "results": results,
+            "weights_sha256": weights}
+
+
 def promote(records: Mapping[str, dict[str, Any]], committed: Path) -> None:
     """``--overwrite-committed``: move each reproduced checkpoint onto the committed one (atomic renames)."""
     for rec in records.values():
@@ -297,6 +323,9 @@ def run(args: argparse.Namespace, plan: Sequence[tasks.Task],
             "cpu": cpu_model(), "versions": _versions(), "counts": counts(records)}
     write_summary(args.out, records, meta)
     atomic_write_text(args.out / "REPORT.md", report_markdown(plan, records, meta))
+    over_seeds = seeds_file(records, args.profile)
+    if over_seeds is not None:
+        atomic_write_text(args.out / "seeds.json", json.dumps(over_seeds, indent=1) + "\n")
     return records
 
 
@@ -318,6 +347,11 @@ def main(argv: Sequence[str] | None = None, task_fn: TaskFn | None = None) -> in
     if problems:
         print("error: " + "; ".join(problems) +
               f"; run `python -m thesis_lib.runtime.data fetch --data-dir {data_dir}`",
+              file=sys.stderr)
+        return 1
+    fashion = data.verify(data_dir, "fashion_mnist") if any(t.spec.name == tasks.HEADLINES for t in plan) else []
+    if fashion:  # chapter 5's anomaly AUCs score it
+        print(f"error: the headline results need Fashion-MNIST ({fashion[0]}); `make data` installs it",
               file=sys.stderr)
         return 1
     records = run(args, plan, task_fn)

@@ -2,8 +2,9 @@
 
 The report opens with the run's settings and a table of where the committed checkpoints and this run
 were trained (torch, CPU, threads); then, task by task, the final losses of each training task beside
-the committed checkpoint's, and the likelihoods of each likelihood task beside those cached with the
-committed checkpoint; last, the tasks that did not finish, with their errors.
+the committed checkpoint's, the likelihoods of each likelihood task beside those cached with the
+committed checkpoint, and the headlines tasks (their results are in ``OUT/seeds.json``); last, the tasks
+that did not finish, with their errors.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ def format_plan(plan: Sequence[tasks.Task], workers: int | None, out: Path) -> s
     lines = [f"{len(plan)} tasks, {profile} profile, into {out}", "",
              f"{'#':>3}  {'task':<{width}} {'epochs':>6} {'estimate':>10}  after"]
     for i, task in enumerate(plan, 1):
-        after = ", ".join(task.parents) + (" (no committed checkpoint: a guess)" if task.guessed else "") + \
+        parents = f"the {len(task.parents)} tasks it reads" if task.spec.name == tasks.HEADLINES else \
+            ", ".join(task.parents)
+        after = parents + (" (no committed checkpoint: a guess)" if task.guessed else "") + \
             (f" (scaled from {task.estimated_from}'s time per epoch)" if task.estimated_from else "")
-        epochs = "" if task.spec.splits else task.epochs  # a likelihood task trains nothing
+        epochs = task.epochs if task.spec.trains else ""  # a likelihood or headlines task trains nothing
         lines.append(f"{i:>3}  {task.key:<{width}} {epochs:>6} {minutes(task.estimate):>10}  {after.strip()}".rstrip())
     total, chain = sum(t.estimate for t in plan), tasks.critical_path(plan)
     critical = sum(t.estimate for t in plan if t.key in chain)
@@ -59,8 +62,8 @@ def _environment(plan: Sequence[tasks.Task], records: Mapping[str, Mapping[str, 
         found = sorted({str(v) for v in values if v not in (None, "")})
         return ", ".join(found) or "none recorded"
 
-    old = [t.committed for t in plan if t.committed and not t.spec.splits]
-    new = [r for r in records.values() if r.get("status") == "done" and not r.get("splits")]
+    old = [t.committed for t in plan if t.committed and t.spec.trains]
+    new = [records[t.key] for t in plan if t.spec.trains and records[t.key].get("status") == "done"]
     return ["| | committed checkpoints | this run |", "| --- | --- | --- |",
             f"| torch | {seen(c.get('torch') for c in old)} | {meta['versions']['torch']} |",
             f"| CPU | {seen(c.get('device_name') for c in old)} | {seen(r.get('cpu') for r in new)} |",
@@ -91,7 +94,7 @@ def report_markdown(plan: Sequence[tasks.Task], records: Mapping[str, Mapping[st
     lines += ["| task | status | committed train | reproduced train | diff | committed test | reproduced test "
               "| diff | committed time | training time | threads |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for task in (t for t in plan if not t.spec.splits):  # the quick profile's are not compared: other data
+    for task in (t for t in plan if t.spec.trains):  # the quick profile's are not compared: other data
         rec, old = records[task.key], task.committed.get("final", {}) if meta["profile"] == "full" else {}
         new = rec.get("final", {})
         wall = rec.get("train_wall_seconds") or rec.get("wall_seconds")
@@ -106,6 +109,7 @@ def report_markdown(plan: Sequence[tasks.Task], records: Mapping[str, Mapping[st
             f"| {minutes(before) if before else ''} | {minutes(wall) if wall is not None else ''} "
             f"| {rec.get('threads', '')} |")
     lines += _likelihood_table(plan, records, meta["profile"])
+    lines += _headlines_table(plan, records)
     failed = [f"- {key}: {rec['error']}" for key, rec in records.items() if rec["status"] != "done"]
     return "\n".join(lines + (["", "## Not done", "", *failed] if failed else [])) + "\n"
 
@@ -132,4 +136,18 @@ def _likelihood_table(plan: Sequence[tasks.Task], records: Mapping[str, Mapping[
             committed = "" if old is None else f"{old:.2f}"
             lines.append(f"| {task.key} | {rec['status']} | {split} | {new.get('k', '')} | {new.get('images', '')} "
                          f"| {committed} | {reproduced} | {diff} | {minutes(wall) if wall is not None else ''} |")
+    return lines
+
+
+def _headlines_table(plan: Sequence[tasks.Task], records: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The headlines tasks: how many results each computed (they go to ``OUT/seeds.json``) and its wall time."""
+    found = [records[t.key] | {"key": t.key} for t in plan if t.spec.name == tasks.HEADLINES]
+    if not found:
+        return []
+    lines = ["", "The headline results of chapters 4 and 5, by seed in seeds.json:", "",
+             "| task | status | results | time |", "| --- | --- | ---: | ---: |"]
+    for rec in found:
+        wall = rec.get("wall_seconds")
+        lines.append(f"| {rec['key']} | {rec['status']} | {len(rec.get('headlines', {}))} "
+                     f"| {minutes(wall) if wall is not None else ''} |")
     return lines

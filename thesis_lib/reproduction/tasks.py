@@ -7,12 +7,15 @@ start finds its parent's ``<parent>.pt`` there), in the ``quick`` one into nothi
 experiment is a warm start (``Experiment.init_from``) depends on its parent's task of the same seed.
 An experiment with ``likelihoods`` has a second task after its training: the importance-sampled
 likelihoods that chapter 5 reads (:func:`thesis_lib.reproduction.likelihoods.nll_estimate`), cached beside the
-checkpoint, so that the chapter executed afterwards only loads them.
+checkpoint. In the full profile, when the plan trains every experiment that the tables over seeds read
+(:data:`thesis_lib.reproduction.headlines.EXPERIMENTS_READ`), each seed ends with a headlines task
+(``headlines-seed{S}``, :func:`run_headlines_task`): after those trainings and the likelihood tasks it reads,
+it computes the 46 headline results of chapters 4 and 5 from that seed's checkpoints, for ``OUT/seeds.json``.
 
 Each training task's duration is estimated from the committed checkpoint's provenance (its wall time
 scaled to the epochs asked for; a small constant in the quick profile), a likelihood task's from
-:data:`LIKELIHOOD_SECONDS`; :func:`wall_estimate` schedules the plan on ``n`` single-threaded workers,
-longest remaining path first, to estimate the wall time.
+:data:`LIKELIHOOD_SECONDS`, a headlines task's from :data:`HEADLINES_SECONDS`; :func:`wall_estimate`
+schedules the plan on ``n`` single-threaded workers, longest remaining path first, to estimate the wall time.
 
 This module imports no dask: ``python -m thesis_lib.reproduction.reproduce --dry-run`` plans without it.
 """
@@ -31,7 +34,7 @@ from typing import Any
 
 import torch
 
-from thesis_lib.reproduction import experiments, likelihoods
+from thesis_lib.reproduction import experiments, headlines, likelihoods
 from thesis_lib.runtime.checkpoints import file_sha256, load_checkpoint
 from thesis_lib.ground.config import PROFILES, ChapterConfig, TrainConfig
 from thesis_lib.reproduction.experiments import Experiment
@@ -43,6 +46,8 @@ UNKNOWN_SECONDS_PER_EPOCH = 10.0  # estimate for an experiment without a committ
 # one likelihood estimate of Burda et al.'s network on 10,000 images at one thread, as measured on this
 # project's 2-core machine: k = 5000 on the test set, k = 1000 on the validation or training images
 LIKELIHOOD_SECONDS = {"test": 780.0, "validation": 180.0, "train": 180.0}
+HEADLINES_SECONDS = 60.0  # one seed's headline results there, likelihoods cached (measured: 45 s, data included)
+HEADLINES = "headlines"  # the name of each seed's headlines task: key headlines-seed{S}
 
 
 class TaskFailed(RuntimeError):
@@ -73,6 +78,11 @@ class TaskSpec:
     @property
     def key(self) -> str:
         return task_key(self.name, self.seed) + (LIKELIHOOD_SUFFIX if self.splits else "")
+
+    @property
+    def trains(self) -> bool:
+        """Whether the task trains an experiment (not a likelihood or a headlines task)."""
+        return not self.splits and self.name != HEADLINES
 
 
 @dataclass
@@ -185,7 +195,18 @@ def build_plan(names: Sequence[str], seeds: Sequence[int], profile: str, out: Pa
                     sum(LIKELIHOOD_SECONDS[s] for s in exp.likelihoods)
                 plan.append(Task(replace(spec, splits=exp.likelihoods), 0, seconds, (spec.key,),
                                  committed_likelihoods(name, committed_dir)))
+        if profile == "full" and set(headlines.EXPERIMENTS_READ) <= set(names):
+            plan.append(_headlines_task(plan, seed, out, data_dir, checkpoint_every))
     return plan
+
+
+def _headlines_task(plan: Sequence[Task], seed: int, out: Path, data_dir: Path, checkpoint_every: int) -> Task:
+    """Seed ``seed``'s headlines task: after the trainings it reads and the likelihood tasks whose caches it reads."""
+    reads = {task_key(n, seed) for n in headlines.EXPERIMENTS_READ}
+    reads |= {task_key(n, seed) + LIKELIHOOD_SUFFIX for n in headlines.LIKELIHOODS_READ}
+    spec = TaskSpec(HEADLINES, seed, "full", str(out.resolve() / f"seed{seed}"), str(data_dir.resolve()),
+                    checkpoint_every=checkpoint_every)
+    return Task(spec, 0, HEADLINES_SECONDS, tuple(t.key for t in plan if t.key in reads))
 
 
 def _sibling(name: str, committed_dir: Path, registry: Mapping[str, Experiment]) -> tuple[str, dict[str, Any]]:
@@ -300,10 +321,12 @@ def run_task(spec: TaskSpec, *parents: Mapping[str, Any]) -> dict[str, Any]:
     computes anything), then :func:`thesis_lib.reproduction.experiments.run`, which resumes an unfinished checkpoint.
     ``parents`` are the results of the tasks it depends on (they only order it). Raises
     :class:`TaskFailed`, naming the experiment and the seed, when anything in it raises. A likelihood
-    task (``spec.splits``) goes to :func:`run_likelihood_task`.
+    task (``spec.splits``) goes to :func:`run_likelihood_task`, a headlines task to :func:`run_headlines_task`.
     """
     if spec.splits:
         return run_likelihood_task(spec)
+    if spec.name == HEADLINES:
+        return run_headlines_task(spec)
     process = tune_process(spec.threads)
     t0 = time.perf_counter()
     try:
@@ -357,3 +380,21 @@ def run_likelihood_task(spec: TaskSpec) -> dict[str, Any]:
             "likelihoods": estimates, "wall_seconds": time.perf_counter() - t0,
             "threads": torch.get_num_threads(), "cpu": cpu_model(), "host": os.uname().nodename,
             "pid": os.getpid(), "flush_denormal": process["flush_denormal"]}
+
+
+def run_headlines_task(spec: TaskSpec) -> dict[str, Any]:
+    """The headline results of chapters 4 and 5 from the checkpoints in ``spec.checkpoint_dir`` and the likelihoods
+    its parents cached (:func:`thesis_lib.reproduction.headlines.headlines`), under ``"headlines"`` in what the
+    summary records. Raises :class:`TaskFailed` like :func:`run_task`."""
+    process = tune_process(spec.threads)
+    t0 = time.perf_counter()
+    try:
+        cfg = ChapterConfig.from_parameters(chapter="05", profile=spec.profile, seed=spec.seed, device=spec.device,
+                                            data_dir=spec.data_dir, checkpoint_dir=spec.checkpoint_dir)
+        results = headlines.headlines(cfg)
+    except Exception as err:
+        raise TaskFailed(f"{spec.name} (seed {spec.seed}): {type(err).__name__}: {err}",
+                         time.perf_counter() - t0) from err
+    return {"name": spec.name, "seed": spec.seed, "status": "done", "headlines": results,
+            "wall_seconds": time.perf_counter() - t0, "threads": torch.get_num_threads(), "cpu": cpu_model(),
+            "host": os.uname().nodename, "pid": os.getpid(), "flush_denormal": process["flush_denormal"]}

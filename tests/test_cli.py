@@ -1,7 +1,8 @@
 """Bad input at every entry point: refused with exit status 2 and one line that names the parameter, before
 any work starts, never with a traceback.
 
-The entry points are ``book/build.py`` and ``python -m thesis_lib.{data,experiments,likelihoods,reproduce}``.
+The entry points are ``book/build.py``, ``python -m thesis_lib.runtime.data`` and
+``python -m thesis_lib.reproduction.{regenerate,likelihoods,reproduce}``.
 Each is called in-process with at least five bad command lines (the work it would start is replaced by a
 function that fails the test), and once as a real subprocess, the way a user runs it.
 """
@@ -20,7 +21,7 @@ import pytest
 
 from thesis_lib.ground import cli
 from thesis_lib.runtime import data
-from thesis_lib.reproduction import experiments, likelihoods, reproduce
+from thesis_lib.reproduction import likelihoods, regenerate, reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "book" / "build.py"
@@ -117,12 +118,12 @@ def test_data_refuses_bad_input(capsys, monkeypatch, a_file, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# python -m thesis_lib.reproduction.experiments
+# python -m thesis_lib.reproduction.regenerate
 # ------------------------------------------------------------------------------------------------
 
-def test_experiments_refuses_bad_input_before_training(capsys, monkeypatch, a_file, tmp_path):
-    monkeypatch.setattr(experiments, "_train", _no_work)
-    monkeypatch.setattr(experiments, "tune_process", _no_work)
+def test_regenerate_refuses_bad_input_before_training(capsys, monkeypatch, a_file, tmp_path):
+    monkeypatch.setattr(regenerate, "_train", _no_work)
+    monkeypatch.setattr(regenerate, "tune_process", _no_work)
     cases = [
         (["train", "no_such_model"], "NAME must be one of ae_thesis,"),
         (["train", "ae_thesis", "no_such_model"], "got no_such_model"),
@@ -138,7 +139,7 @@ def test_experiments_refuses_bad_input_before_training(capsys, monkeypatch, a_fi
     if NO_CUDA:
         cases.append((["train", "ae_thesis", "--device", "cuda"], "torch sees no CUDA device"))
     for argv, message in cases:
-        assert message in refused(experiments._main, argv, capsys)
+        assert message in refused(regenerate._main, argv, capsys)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ def test_path_checks(tmp_path, a_file):
 COMMANDS = {
     "build": [str(BUILD), "-p", "checkpoint_dir", "/etc/passwd"],
     "data": ["-m", "thesis_lib.runtime.data", "fetch", "--data-dir", "/proc/nope"],
-    "experiments": ["-m", "thesis_lib.reproduction.experiments", "train", "no_such_model"],
+    "regenerate": ["-m", "thesis_lib.reproduction.regenerate", "train", "no_such_model"],
     "likelihoods": ["-m", "thesis_lib.reproduction.likelihoods", "vae_nll", "--seed", "-1"],
     "reproduce": ["-m", "thesis_lib.reproduction.reproduce", "--scheduler", "tcp://127.0.0.1:1", "--dry-run"],
 }

@@ -135,32 +135,3 @@ def test_train_config_new_fields_validate():
         TrainConfig(binarize="yes")
     with pytest.raises(ValueError, match="exclude_class"):
         TrainConfig(exclude_class=-2)
-
-
-def test_provenance_table_lists_every_experiment(tmp_path):
-    from thesis_lib.runtime.runs import Store, train_or_load
-    from thesis_lib.runtime.training import Loop
-
-    cfg = ChapterConfig.from_parameters(chapter="04", checkpoint_dir=tmp_path)
-    exp = experiments.get("linear_ae_2")
-    x = torch.rand(64, 784)
-    train_or_load(exp.spec, exp.full.replace(epochs=1), x, x[:16], store=Store(tmp_path / "linear_ae_2.pt"),
-                  loop=Loop(progress=False))
-    table = experiments.provenance_table(tmp_path)
-    rows = table.splitlines()
-    assert len(rows) == 2 + len(experiments.EXPERIMENTS)
-    row = next(r for r in rows if r.startswith("| linear_ae_2 |"))
-    assert "| 1 |" in row and "cpu" in row
-    assert "| ae_thesis | (not trained)" in table
-    del cfg
-
-
-def test_the_readme_shows_the_committed_checkpoints_provenance():
-    # the README's table is pasted from `python -m thesis_lib.reproduction.experiments table`: it must not go stale
-    from thesis_lib.ground.paths import REPO_ROOT, default_checkpoint_dir
-
-    if not (default_checkpoint_dir() / "ae_thesis.pt").is_file():
-        pytest.skip("no committed checkpoints")
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    missing = [row for row in experiments.provenance_table().splitlines() if row not in readme.splitlines()]
-    assert missing == [], "README.md lacks these rows of `python -m thesis_lib.reproduction.experiments table`"

@@ -52,6 +52,18 @@ def _plan(names, seeds=(0,), profile="full", out=Path("out"), registry=None):
 
 # --- the plan ---------------------------------------------------------------------------------------------
 
+def test_the_order_puts_parents_first_and_otherwise_keeps_the_given_one_and_refuses_a_cycle():
+    spec, run = TINY, TrainConfig(epochs=1)
+    reg = {"a": Experiment("a", "04", spec, run, init_from="c"), "b": Experiment("b", "04", spec, run),
+           "c": Experiment("c", "04", spec, run)}
+    assert tasks._topological(["a", "b", "c"], reg) == ["b", "c", "a"]  # b is placed before a's parent c
+    assert tasks._topological(["c", "a", "b"], reg) == ["c", "a", "b"]
+    assert tasks._topological(["a", "b"], reg) == ["a", "b"]  # a parent not planned is not waited for
+    reg["c"] = Experiment("c", "04", spec, run, init_from="a")
+    with pytest.raises(ValueError, match="warm starts form a cycle: (a -> c -> a|c -> a -> c)"):
+        tasks._topological(["a", "b", "c"], reg)
+
+
 def test_the_plan_puts_each_warm_start_after_its_parent_of_the_same_seed(tmp_path):
     plan = _plan(list(experiments.EXPERIMENTS), seeds=(0, 1), out=tmp_path)
     keys = [t.key for t in plan]

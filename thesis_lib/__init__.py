@@ -11,8 +11,10 @@ Five layers, one folder each; a module imports only its own layer and the layers
   the process settings, provenance, the comparisons of trained models with PCA);
 - ``publishing``: what the chapters show (figures, diagrams, the seeds' tables, a chapter's first
   cell); it knows the book, the layers below do not;
-- ``reproduction``: every experiment by name, the likelihoods, the headline results of each seed, and
-  the task graph that retrains them and computes those results.
+- ``reproduction``: every experiment by name (``experiments``), the command line that regenerates
+  their checkpoints (``regenerate``), the likelihoods, the headline results of each seed
+  (``headlines``), and the task graph that retrains them all and computes those results (``tasks``,
+  run on Dask by ``reproduce``, reported by ``reproduce_report``).
 
 Publishing and reproduction sit side by side on the runtime and do not import each other.
 The mathematics has short names: ``from thesis_lib import vae`` is ``thesis_lib.mathematics.vae``.

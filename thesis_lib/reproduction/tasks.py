@@ -22,6 +22,7 @@ This module imports no dask: ``python -m thesis_lib.reproduction.reproduce --dry
 
 from __future__ import annotations
 
+import graphlib
 import hashlib
 import heapq
 import json
@@ -224,21 +225,22 @@ def _sibling(name: str, committed_dir: Path, registry: Mapping[str, Experiment])
 
 
 def _topological(names: Sequence[str], registry: Mapping[str, Experiment]) -> list[str]:
-    """``names`` with every parent before its children, otherwise in the given order."""
-    done: list[str] = []
-
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if name in path:
-            raise ValueError(f"warm starts form a cycle: {' -> '.join((*path, name))}")
-        parent = registry[name].init_from
-        if parent and parent in names:
-            visit(parent, (*path, name))
-        if name not in done:
-            done.append(name)
-
-    for name in names:
-        visit(name, ())
-    return done
+    """``names`` with every parent before its children, and otherwise in the given order: at each step the
+    first of them whose parent is placed (:class:`graphlib.TopologicalSorter`, which refuses a cycle)."""
+    graph = {n: [registry[n].init_from] if registry[n].init_from in names else [] for n in names}
+    sorter = graphlib.TopologicalSorter(graph)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as err:
+        raise ValueError(f"warm starts form a cycle: {' -> '.join(reversed(err.args[1]))}") from None
+    order, ready = [], set()
+    while sorter.is_active():
+        ready.update(sorter.get_ready())
+        name = min(ready, key=list(names).index)
+        ready.remove(name)
+        order.append(name)
+        sorter.done(name)
+    return order
 
 
 def bottom_levels(plan: Sequence[Task]) -> dict[str, float]:
@@ -298,17 +300,6 @@ def weights_sha256(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def started_with_malloc_settings() -> bool:
-    """Whether this process *started* with :data:`~thesis_lib.ground.config.MALLOC_ENV` (``/proc/self/environ``,
-    what glibc read; the current environment where there is no ``/proc``)."""
-    try:
-        raw = Path("/proc/self/environ").read_bytes()
-    except OSError:
-        return malloc_configured()
-    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
-    return malloc_configured({k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs})
-
-
 def _resume_epoch(path: Path | None) -> int:
     """The epoch of an unfinished checkpoint the task starts from (0: none, it starts from scratch)."""
     return int(load_checkpoint(path)["epoch"]) if path is not None and path.is_file() else 0
@@ -347,7 +338,7 @@ def run_task(spec: TaskSpec, *parents: Mapping[str, Any]) -> dict[str, Any]:
         "epochs": len(result.history.metrics.get("train_loss", [])), "resumed_from_epoch": resumed_from,
         "final": dict(prov.get("final", {})), "threads": prov.get("threads", torch.get_num_threads()),
         "cpu": cpu_model(), "device": prov.get("device"), "host": os.uname().nodename, "pid": os.getpid(),
-        "flush_denormal": process["flush_denormal"], "malloc_at_start": started_with_malloc_settings(),
+        "flush_denormal": process["flush_denormal"], "malloc_at_start": malloc_configured(),
         "checkpoint": str(path) if path is not None else None,
         "sha256": file_sha256(path) if path is not None else None,
         "weights_sha256": weights_sha256(result.model),

@@ -583,3 +583,14 @@ def test_replacing_a_committed_checkpoint_makes_its_chapter_stale(monkeypatch, t
     assert execution.up_to_date(executed, companion["input_hash"])
     (tmp_path / "checkpoints" / checkpoint).write_bytes((ROOT / "checkpoints" / "vae_2d.pt").read_bytes())
     assert not execution.up_to_date(executed, companion["input_hash"])
+
+
+def test_no_chapter_reads_what_a_chapter_or_the_book_build_writes() -> None:
+    """Results flow one way: the files each committed chapter recorded as read are checkpoints, their cached
+    likelihoods, the reproduction's seeds.json and the benchmark's reference numbers, never an executed
+    chapter, its glue or figures, or anything else under book/ (which the build writes)."""
+    allowed = ("checkpoints/", "reproduction/runs/seeds.json", "benchmarks/")
+    for executed in sorted((ROOT / "book" / "chapters").glob("*.ipynb")):
+        reads = json.loads(executed.read_text())["metadata"]["companion"]["reads"]
+        assert not [r for r in reads if not r.startswith(allowed) or r.startswith("book/")], executed.name
+        assert not [r for r in reads if r.endswith((".ipynb", ".glue.json", ".png", ".svg"))], executed.name

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-r"""Build the companion book: execute the chapters with papermill, then render them with Jupyter Book.
+r"""Build the companion book: execute the chapters with papermill, then render them with Sphinx.
 
 Usage (from the repository root, with the project's virtual environment)::
 
@@ -38,9 +38,9 @@ What a build does
    *Small diffs*: papermill's timestamps and durations, kernel timings and temporary paths are
    stripped and cell ids are derived from the cells' contents; execution counts stay (nbval needs them).
    papermill's injected-parameters cell gets the tag ``remove-cell``.
-3. Renders ``jupyter-book build book --builder html -W -n --keep-going`` (notebook execution is off in
-   ``_config.yml``: papermill is the only executor), copies MathJax 3 from the installed
-   ``django-static-mathjax`` to ``book/_build/html/mathjax/`` (``mathjax_path`` in ``_config.yml``
+3. Renders ``sphinx-build -b html -n -W --keep-going book book/_build/html`` (``book/conf.py``; notebook
+   execution is off there: papermill is the only executor), copies MathJax 3 from the installed
+   ``django-static-mathjax`` to ``book/_build/html/mathjax/`` (``mathjax_path`` in ``conf.py``
    points there from every page, also over ``file://``), and fails if any page's ``<script>`` or
    ``<link>`` needs an http(s) URL or points at a file that is not in the site.
 
@@ -170,7 +170,7 @@ def make_parser() -> argparse.ArgumentParser:
                         help="where the chapter sources are (default: notebooks)")
     parser.add_argument("--force", action="store_true",
                         help="execute every selected chapter even if it is up to date; re-render every page")
-    parser.add_argument("--no-render", action="store_true", help="execute only; do not run jupyter-book")
+    parser.add_argument("--no-render", action="store_true", help="execute only; do not run sphinx-build")
     parser.add_argument("--check-sources", action="store_true",
                         help="only check that each executed notebook matches its source; execute nothing")
     return parser
@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_render:
         missing = [p for p in toc_chapter_files(BOOK_DIR) if not p.exists()]
         if missing:
-            raise BuildError("chapters in book/_toc.yml have not been executed: "
+            raise BuildError("chapters in intro.md's toctree have not been executed: "
                              + ", ".join(p.name for p in missing) + " (run book/build.py without --chapter)")
         t0 = time.perf_counter()
         render(BOOK_DIR, fresh=args.force)

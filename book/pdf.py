@@ -1,14 +1,14 @@
 #!/usr/bin/env python
-"""Print the whole book to one PDF, offline: Jupyter Book's single-page HTML, printed by Chromium.
+"""Print the whole book to one PDF, offline: Sphinx's single-page HTML, printed by Chromium.
 
 Usage::
 
     python book/pdf.py                 # after python book/build.py: writes book/_build/pdf/book.pdf
     python book/pdf.py --no-build      # print the single-page HTML that is already there
 
-Steps: ``jupyter-book build book --builder singlehtml`` renders every page of the table of contents
+Steps: ``sphinx-build -b singlehtml`` renders every page of the table of contents
 (the executed notebooks as they are; nothing is executed) into ``book/_build/singlehtml/intro.html``;
-MathJax 3 is copied beside it (``website.install_mathjax``: ``_config.yml``'s ``mathjax_path``,
+MathJax 3 is copied beside it (``website.install_mathjax``: ``conf.py``'s ``mathjax_path``,
 ``../mathjax/tex-chtml.js`` after Sphinx's ``_static/``, lands on ``singlehtml/mathjax/`` as on the
 HTML site) and the page is checked to need no network (``website.check_site_assets``). Debian's
 Chromium (``/usr/bin/chromium``, through Playwright, every non-``file:`` request aborted) then opens
@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sources import BOOK_DIR, REPO_ROOT, BuildError  # noqa: E402
-from website import check_site_assets, install_mathjax, jupyter_book  # noqa: E402
+from website import check_site_assets, install_mathjax, sphinx_build  # noqa: E402
 
 SINGLEHTML_DIR = BOOK_DIR / "_build" / "singlehtml"
 PDF_PATH = BOOK_DIR / "_build" / "pdf" / "book.pdf"
@@ -64,7 +64,7 @@ _FOOTER = ('<div style="font-size:8px;width:100%;text-align:center;color:#666">'
 
 def build_singlehtml(book_dir: Path = BOOK_DIR) -> Path:
     """Render the book as one HTML page (warnings are errors), serve MathJax beside it; return the page."""
-    site = jupyter_book(book_dir, "singlehtml")
+    site = sphinx_build(book_dir, "singlehtml")
     install_mathjax(site)
     # The one page still names the HTML site's index and search (a <link rel="index|search"> and the
     # search's searchindex.js), which the single page has not: nothing that the print needs.

@@ -4,7 +4,7 @@ compared with its source. Used by ``book/build.py``.
 Conventions for chapter authors
 -------------------------------
 *Source.* One chapter = one Jupytext MyST Markdown file ``notebooks/NN_slug.md`` (``NN`` two digits,
-``slug`` lower-case ``[a-z0-9_]``), listed as ``chapters/NN_slug`` in ``book/_toc.yml``. Header::
+``slug`` lower-case ``[a-z0-9_]``), listed as ``chapters/NN_slug`` in the toctree of ``book/intro.md``. Header::
 
     ---
     jupytext:
@@ -73,7 +73,7 @@ number: always ``:nonumber:``, the number first in the title, then the name in p
     Let $\varphi$ be an activation function ...
     ```
 
-renders as "Definition 1.1.4 (φ-layer)" (``proof_title_format: " %t"`` in ``_config.yml``). Labels are
+renders as "Definition 1.1.4 (φ-layer)" (``proof_title_format = " %t"`` in ``conf.py``). Labels are
 ``<prefix>-<number with dashes>``: ``def-1-1-4``, ``thm-1-2-5``, ``lem-2-1-3``, ``prop-1-3-10``,
 ``alg-1``, ``cor-1-2-7``, ``rem-3-1-4``, ``ex-1-1-2``. Cite them with explicit text, since a bare
 reference to a ``:nonumber:`` block reads only "Definition"::

@@ -1,5 +1,5 @@
-r"""The rendered site: Jupyter Book's HTML, MathJax 3 served from the site itself, and a check that
-no page needs the network. Used by ``book/build.py``.
+r"""The rendered site: Sphinx's HTML (``book/conf.py``), MathJax 3 served from the site itself, and a check
+that no page needs the network. Used by ``book/build.py``.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from sources import NOTEBOOKS_DIR, REPO_ROOT, BuildError
 
 MATHJAX_DIR = "mathjax"  # <site>/mathjax/, NOT under _static/
-MATHJAX_ENTRY = "tex-chtml.js"  # the component _config.yml's mathjax_path names
+MATHJAX_ENTRY = "tex-chtml.js"  # the component conf.py's mathjax_path names
 # What the site needs of MathJax's es5/ folder: the entry component and what it loads on demand
 # (TeX extensions, CHTML fonts, the menu, accessibility and speech). The other combined components
 # and the SVG output are left out.
@@ -90,22 +89,28 @@ def check_site_assets(site_dir: Path) -> list[str]:
     return problems
 
 
-def jupyter_book(book_dir: Path, builder: str, *, fresh: bool = False) -> Path:
-    """Run ``jupyter-book build`` with ``builder`` (warnings are errors); return its output folder."""
-    jb = Path(sys.executable).parent / "jupyter-book"
-    command = [str(jb) if jb.exists() else "jupyter-book", "build", str(book_dir), "--builder", builder,
-               "-W", "-n", "--keep-going"] + (["--all"] if fresh else [])
+def sphinx_build(book_dir: Path, builder: str, *, fresh: bool = False) -> Path:
+    """Run ``sphinx-build`` with ``builder`` into ``book_dir/_build/<builder>``, nitpicky and with warnings as
+    errors (``-n -W --keep-going``); ``fresh`` reads every source again (``-E``). Returns the output folder.
+    The html builder also gets an ``index.html`` that forwards to the root page."""
+    book_dir = Path(book_dir)
+    out = book_dir / "_build" / builder
+    command = [sys.executable, "-m", "sphinx", "-b", builder, "-n", "-W", "--keep-going", "-q",
+               "-d", str(book_dir / "_build" / ".doctrees"), *(["-E"] if fresh else []), str(book_dir), str(out)]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-40:])
-        raise BuildError(f"jupyter-book build --builder {builder} failed (exit {done.returncode}):\n{tail}")
-    return Path(book_dir) / "_build" / builder
+        raise BuildError(f"sphinx-build -b {builder} failed (exit {done.returncode}):\n{tail}")
+    if builder == "html":
+        (out / "index.html").write_text(f'<meta http-equiv="Refresh" content="0; url={ROOT_PAGE}.html" />\n',
+                                        encoding="utf-8")
+    return out
 
 
 def render(book_dir: Path, *, fresh: bool) -> None:
-    """Render the book with Jupyter Book (warnings are errors), install MathJax, add each chapter's downloads
-    and check the assets."""
-    site = jupyter_book(book_dir, "html", fresh=fresh)
+    """Render the book with Sphinx (warnings are errors), install MathJax, add each chapter's downloads and
+    check the assets."""
+    site = sphinx_build(book_dir, "html", fresh=fresh)
     install_mathjax(site)
     install_downloads(site, book_dir, NOTEBOOKS_DIR)
     problems = check_site_assets(site)
@@ -113,24 +118,17 @@ def render(book_dir: Path, *, fresh: bool) -> None:
         raise BuildError("the site is not self-contained:\n  " + "\n  ".join(problems[:30]))
 
 
+ROOT_PAGE = "intro"  # conf.py's root_doc: its toctrees are the book's table of contents
+_TOCTREE = re.compile(r"^```\{toctree\}\n(.*?)^```", re.M | re.S)
+
+
 def toc_files(book_dir: Path) -> list[str]:
-    """Every page of ``book_dir/_toc.yml`` (the root first), as the toc names them: ``chapters/01_x``."""
-    import yaml
-
-    toc = yaml.safe_load((Path(book_dir) / "_toc.yml").read_text(encoding="utf-8"))
-    files: list[str] = [toc["root"]] if isinstance(toc.get("root"), str) else []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("file"), str):
-                files.append(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(toc.get("parts", toc.get("chapters", [])))
+    """Every page of the table of contents (the root first, then the entries of the toctrees of the root page),
+    as the toctrees name them: ``chapters/01_x``."""
+    text = (Path(book_dir) / f"{ROOT_PAGE}.md").read_text(encoding="utf-8")
+    files = [ROOT_PAGE]
+    for block in _TOCTREE.findall(text):
+        files += [line.strip() for line in block.splitlines() if line.strip() and not line.startswith(":")]
     return files
 
 

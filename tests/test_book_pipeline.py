@@ -389,10 +389,9 @@ def test_check_site_assets_rejects_external_and_missing_assets(build: Any, tmp_p
 
 
 def test_install_mathjax_copies_the_component_config_points_at(build: Any, tmp_path: Path) -> None:
-    import yaml
+    import runpy
 
-    config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
-    mathjax_path = config["sphinx"]["config"]["mathjax_path"]
+    mathjax_path = runpy.run_path(str(ROOT / "book" / "conf.py"))["mathjax_path"]
     target = website.install_mathjax(tmp_path)
     # Sphinx puts "_static/" before a relative mathjax_path; from the site's root that must resolve
     assert (tmp_path / "_static" / mathjax_path).resolve() == (target / website.MATHJAX_ENTRY).resolve()

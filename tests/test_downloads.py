@@ -29,8 +29,8 @@ def book(tmp_path: Path) -> tuple[Path, Path]:
     book_dir, notebooks = tmp_path / "book", tmp_path / "notebooks"
     (book_dir / "chapters").mkdir(parents=True)
     notebooks.mkdir()
-    (book_dir / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: chapters/01_a\n"
-                                       "  - file: chapters/02_b\n  - file: thesis_index\n")
+    (book_dir / "intro.md").write_text("# Intro\n\n```{toctree}\n:caption: Chapters\n:hidden:\n\nchapters/01_a\n"
+                                      "chapters/02_b\n```\n\n```{toctree}\n:hidden:\n\nthesis_index\n```\n")
     for stem in ("01_a", "02_b"):
         (book_dir / "chapters" / f"{stem}.ipynb").write_text(json.dumps({"cells": [], "nbformat": 4}))
     (notebooks / "01_a.md").write_text(HEADER)  # 02_b has no source

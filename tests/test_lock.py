@@ -16,7 +16,8 @@ _spec.loader.exec_module(lock)
 def test_the_committed_files_agree():
     assert lock.disagreements() == []
     pins = lock.pins()
-    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1" and pins["jupyter-book"].startswith("1.")
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+    assert "jupyter-book" not in pins and int(pins["sphinx"].split(".")[0]) >= 8  # plain sphinx-build
 
 
 def _copies(tmp_path: Path) -> tuple[Path, Path, Path]:

@@ -5,8 +5,8 @@ Usage::
 
     python book/browser_check.py book/_build/html            # after python book/build.py
 
-For the intro, every chapter page (``chapters/*.html``, the errata included), the benchmarks page, the
-index of the thesis's items and the references it checks:
+For every page of the table of contents (the intro, the chapters, the errata and the appendices) and every
+page of the library's reference it checks:
 
 * no request failed (Playwright's ``requestfailed`` event) and no response had status >= 400;
 * no request went to anything but a ``file:``/``data:``/``blob:`` URL (such requests are aborted);
@@ -126,15 +126,18 @@ async () => {
 """
 
 
-def pages_to_check(site: Path) -> list[Path]:
-    """The intro, every chapter page (the errata are chapter 06), the benchmarks page, the index of the
-    thesis's items and the references of ``site``.
+def pages_to_check(site: Path, book_dir: Path | None = None) -> list[Path]:
+    """Every page of the table of contents of ``book_dir`` (the toctrees of ``intro.md``; default the book
+    beside this script), in its order, then every page of the library's reference (``api/``), if built.
 
     A page that the book must have but the site lacks is returned too, so that opening it fails.
     """
-    pages = [site / "intro.html"]
-    pages += sorted((site / "chapters").glob("*.html"))
-    pages += [site / "benchmarks.html", site / "thesis_index.html", site / "references.html"]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from website import toc_files
+
+    book_dir = Path(__file__).resolve().parent if book_dir is None else Path(book_dir)
+    pages = [site / f"{name}.html" for name in toc_files(book_dir)]
+    pages += sorted((site / "api").rglob("*.html")) if (site / "api").is_dir() else []
     return pages
 
 

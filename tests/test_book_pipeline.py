@@ -522,13 +522,19 @@ def test_browser_check_picks_the_pages_and_refuses_a_missing_site(tmp_path: Path
     check = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(check)
-    (tmp_path / "chapters").mkdir()
-    for name in ("intro.html", "search.html", "chapters/02_b.html", "chapters/01_a.html"):
-        (tmp_path / name).write_text("<html></html>")
+    book_dir, site = tmp_path / "book", tmp_path / "site"
+    (site / "chapters").mkdir(parents=True)
+    (site / "api" / "m").mkdir(parents=True)
+    book_dir.mkdir()
+    (book_dir / "intro.md").write_text("# I\n\n```{toctree}\n:hidden:\n\nchapters/02_b\nchapters/01_a\n```\n\n"
+                                      "```{toctree}\n:caption: About\n\nbenchmarks\n```\n")
+    for name in ("intro.html", "search.html", "chapters/02_b.html", "chapters/01_a.html", "api/index.html",
+                 "api/m/index.html"):
+        (site / name).write_text("<html></html>")
     # benchmarks.html is missing: it is listed all the same, so that the check fails on it
-    assert [p.relative_to(tmp_path).as_posix() for p in check.pages_to_check(tmp_path)] == [
-        "intro.html", "chapters/01_a.html", "chapters/02_b.html", "benchmarks.html", "thesis_index.html",
-        "references.html"]
+    assert [p.relative_to(site).as_posix() for p in check.pages_to_check(site, book_dir)] == [
+        "intro.html", "chapters/02_b.html", "chapters/01_a.html", "benchmarks.html", "api/index.html",
+        "api/m/index.html"]
     assert check.main([str(tmp_path / "nowhere")]) == 2
     assert check.code_width_problems([]) == []
     problem, = check.code_width_problems([{"part": "input", "scrollWidth": 700, "clientWidth": 650,

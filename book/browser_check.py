@@ -9,7 +9,8 @@ For every page of the table of contents (the intro, the chapters, the errata and
 page of the library's reference it checks:
 
 * no request failed (Playwright's ``requestfailed`` event) and no response had status >= 400;
-* no request went to anything but a ``file:``/``data:``/``blob:`` URL (such requests are aborted);
+* no request went to anything but a ``file:``/``data:``/``blob:`` URL (such requests are aborted; the
+  line of each page counts them, ``external=0``);
 * no JavaScript error was thrown (``pageerror``);
 * every ``<img>`` decoded with ``naturalWidth > 0``;
 * MathJax finished (``MathJax.startup.promise`` resolved) on pages with math, produced at least one
@@ -25,6 +26,8 @@ page of the library's reference it checks:
 * at a 390 px wide viewport: the page does not scroll sideways (``document.documentElement.scrollWidth
   <= window.innerWidth``; code blocks and wide tables scroll inside their own box); the problem names
   the elements that stick out;
+* on chapter pages, the previews of cross-references (sphinx-tippy, ``conf.py``): links carry one, and
+  hovering the first shows a preview with its content and its math typeset;
 * in dark mode (``color_scheme="dark"``, the theme in its auto mode, so ``data-theme="dark"``): every
   image of a cell output or a figure sits on a light background (its own or its container's computed
   ``background-color``, relative luminance > 0.8), so that the figures' axes stay legible;
@@ -148,12 +151,44 @@ def code_width_problems(wide: list[dict[str, Any]]) -> list[str]:
             for block in wide]
 
 
+# Runs in a page once it has loaded: the links that carry a preview (Tippy.js puts ``_tippy`` on each), the
+# first of them marked for the mouse to hover.
+_PREVIEW_LINKS = """
+() => {
+  const links = Array.from(document.querySelectorAll('article a[href]')).filter(a => a._tippy);
+  if (links.length) { links[0].setAttribute('data-preview-probe', ''); }
+  return {links: links.length, first: links.length ? links[0].textContent.trim() : ''};
+}
+"""
+_SHOWN_PREVIEW = """
+() => Array.from(document.querySelectorAll('[data-tippy-root]')).map(e => ({
+  text: e.innerText.trim().slice(0, 80),
+  math: e.querySelectorAll('mjx-container').length,
+  mathSource: e.querySelectorAll('.math').length,
+}))
+"""
+
+
+def preview_problems(previews: dict[str, Any], shown: list[dict[str, Any]]) -> list[str]:
+    """What is wrong with a chapter page's previews: none at all, or the hovered link's preview did not show,
+    showed nothing, or left its math untypeset."""
+    if not previews["links"]:
+        return ["no cross-reference shows a preview (sphinx-tippy's script did not run?)"]
+    if not shown:
+        return [f"hovering {previews['first']!r} showed no preview"]
+    problems = [f"the preview of {previews['first']!r} is empty" for tip in shown if not tip["text"]]
+    problems += [f"the preview of {previews['first']!r} shows {tip['mathSource']} formulas untypeset"
+                 for tip in shown if tip["mathSource"] and not tip["math"]]
+    return problems
+
+
 def check_page(context: Any, page_path: Path, screenshot: Path, timeout_ms: int,
                code_widths: bool = False) -> tuple[list[str], str]:
     """Open one page; return its problems and a short description of what was seen.
 
     With ``code_widths`` (the chapter pages) the page is also checked for code blocks wider than
-    their box, after the screenshot, with every folded block opened.
+    their box, after the screenshot, with every folded block opened, and for previews of its cross-references:
+    at least one link carries one, and hovering the first shows it, its math typeset.
     """
     problems: list[str] = []
     requests: list[str] = []
@@ -168,14 +203,19 @@ def check_page(context: Any, page_path: Path, screenshot: Path, timeout_ms: int,
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=True)
         widths = page.evaluate(_CODE_WIDTHS) if code_widths else None
+        if code_widths:
+            previews = page.evaluate(_PREVIEW_LINKS)
+            if previews["links"]:
+                page.hover("[data-preview-probe]", timeout=timeout_ms)
+                page.wait_for_timeout(600)  # Tippy.js's delay, and MathJax typesetting the preview
+            shown = page.evaluate(_SHOWN_PREVIEW)
     except Exception as exc:  # navigation timeout, crash, ...
         problems.append(f"could not load: {type(exc).__name__}: {exc}")
         page.close()
         return problems, ""
     page.close()
-    for url in requests:
-        if not url.startswith(LOCAL_SCHEMES):
-            problems.append(f"request to a non-file URL: {url}")
+    external = [url for url in requests if not url.startswith(LOCAL_SCHEMES)]
+    problems += [f"request to a non-file URL: {url}" for url in external]
     problems += [f"image not loaded: {src}" for src in seen["broken"]]
     if seen["mathElements"]:
         if seen["mathjax"] != "done":
@@ -184,12 +224,14 @@ def check_page(context: Any, page_path: Path, screenshot: Path, timeout_ms: int,
             problems.append(f"MathJax typeset {seen['containers']} of {seen['mathElements']} "
                             "math elements")
     problems += [f"TeX error: {text!r}" for text in seen["texErrors"]]
-    summary = (f"requests={len(requests)} "
+    summary = (f"requests={len(requests)} external={len(external)} "
                f"images={seen['images'] - len(seen['broken'])}/{seen['images']} "
                f"math={seen['containers']}/{seen['mathElements']}")
     if widths is not None:
         problems += code_width_problems(widths["wide"])
         summary += f" code={widths['blocks'] - len(widths['wide'])}/{widths['blocks']}"
+        problems += preview_problems(previews, shown)
+        summary += f" previews={previews['links']}"
     return problems, summary
 
 

@@ -23,6 +23,7 @@ extensions = [
     "sphinxcontrib.bibtex",
     "sphinx_copybutton",
     "sphinx_togglebutton",
+    "sphinx_tippy",
 ]
 
 # The bibliography: every work the book cites is one entry of references.bib, cited with {cite:t}`key` or
@@ -73,6 +74,23 @@ html_theme_options = {
     "launch_buttons": {"binderhub_url": "", "colab_url": "", "deepnote_url": "", "jupyterhub_url": "",
                        "thebe": False},
 }
+
+# --- Previews of cross-references -----------------------------------------------------------------------
+# Hovering over a link to a block of the book ("Definition 2.1.5", a figure, a section) shows the block, as
+# sphinx-tippy copies it into a script per page at build time. Popper and Tippy.js are served from the site
+# (_static/previews/, see SOURCES.txt there); the previews of Wikipedia articles and DOIs, which sphinx-tippy
+# fetches from the internet at build time, are off. MathJax typesets the math inside a preview.
+tippy_js = ("previews/popper-2.11.8.min.js", "previews/tippy-bundle-6.3.7.umd.min.js")
+tippy_enable_wikitips = False
+tippy_enable_doitips = False
+tippy_rtd_urls = []
+tippy_enable_mathjax = True
+tippy_props = {"placement": "auto-start", "maxWidth": 500, "interactive": False}
+# sphinx-tippy's default blocks, except a block's title: sphinx-proof gives the title the block's id too, and
+# the title, found after the block, would replace the whole block as its preview
+tippy_tip_selector = "figure, table, img, p:not(.admonition-title), aside, div.admonition, div.literal-block-wrapper"
+# a link to a whole page would preview the page's start; links to blocks and sections are what a reader hovers
+tippy_skip_anchor_classes = ("headerlink", "sd-stretched-link", "chapter-download")
 
 
 def _single_page(app, pagename, templatename, context, doctree) -> None:

@@ -599,3 +599,16 @@ def test_no_chapter_reads_what_a_chapter_or_the_book_build_writes() -> None:
         reads = json.loads(executed.read_text())["metadata"]["companion"]["reads"]
         assert not [r for r in reads if not r.startswith(allowed) or r.startswith("book/")], executed.name
         assert not [r for r in reads if r.endswith((".ipynb", ".glue.json", ".png", ".svg"))], executed.name
+
+
+def test_the_browser_check_names_a_missing_empty_or_untypeset_preview() -> None:
+    spec = importlib.util.spec_from_file_location("browser_check", ROOT / "book" / "browser_check.py")
+    check = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(check)
+    seen = {"links": 3, "first": "Lemma 1.2.6"}
+    assert check.preview_problems(seen, [{"text": "Lemma 1.2.6 (chain rule)", "math": 2, "mathSource": 2}]) == []
+    assert "sphinx-tippy's script did not run" in check.preview_problems({"links": 0, "first": ""}, [])[0]
+    assert check.preview_problems(seen, []) == ["hovering 'Lemma 1.2.6' showed no preview"]
+    assert "is empty" in check.preview_problems(seen, [{"text": "", "math": 0, "mathSource": 0}])[0]
+    assert "2 formulas untypeset" in check.preview_problems(seen, [{"text": "x", "math": 0, "mathSource": 2}])[0]

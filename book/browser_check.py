@@ -23,6 +23,9 @@ page of the library's reference it checks:
   Jupytext source, which ``website.install_downloads`` copies to ``_downloads/chapters/``) is relative
   and, clicked, delivers a file (``page.expect_download()``) that is the chapter's: JSON with its
   cells for the ``.ipynb``, the Jupytext header for the ``.md``, not an HTML page;
+* on chapter pages, the status badge (``a.chapter-status``, which ``status.install_badges`` puts under the
+  title) is there once, links relatively to the chapter's row of ``status.html`` (``#status-NN``) and,
+  clicked, opens that page scrolled to an element with that id;
 * at a 390 px wide viewport: the page does not scroll sideways (``document.documentElement.scrollWidth
   <= window.innerWidth``; code blocks and wide tables scroll inside their own box); the problem names
   the elements that stick out;
@@ -322,6 +325,39 @@ def check_downloads(context: Any, page_path: Path, timeout_ms: int) -> tuple[lis
         page.close()
     return problems, f"downloads={len(arrived)}/{len(hrefs)} [{', '.join(arrived)}]"
 
+def badge_problems(hrefs: list[str], chapter: str) -> list[str]:
+    """What is wrong with the status badges ``hrefs`` (their ``href``) of the page of ``chapter`` (``NN_slug``):
+    there must be one, a relative link to ``status.html#status-NN`` one folder up."""
+    if len(hrefs) != 1:
+        return [f"{len(hrefs)} status badges (a.chapter-status), not one"]
+    expected = f"../status.html#status-{chapter[:2]}"
+    return [] if hrefs[0] == expected else [f"status badge links to {hrefs[0]!r}, not {expected!r}"]
+
+
+def check_badge(context: Any, page_path: Path, timeout_ms: int) -> tuple[list[str], str]:
+    """Find the status badge of a chapter page (``badge_problems``), click it, and check that the status page
+    opens at the chapter's row."""
+    page = context.new_page()
+    try:
+        page.goto(page_path.resolve().as_uri(), wait_until="load", timeout=timeout_ms)
+        badges = page.locator("a.chapter-status")
+        hrefs = badges.evaluate_all("els => els.map(e => e.getAttribute('href'))")
+        problems = badge_problems(hrefs, page_path.stem)
+        if not problems:
+            text = badges.first.inner_text()
+            badges.first.click()
+            page.wait_for_load_state("load", timeout=timeout_ms)
+            target, _, anchor = hrefs[0].partition("#")
+            if page.url != f"{(page_path.parent / target).resolve().as_uri()}#{anchor}":
+                problems.append(f"the status badge opened {page.url}")
+            elif not page.evaluate("id => document.getElementById(id) !== null", anchor):
+                problems.append(f"status.html has no element with id {anchor!r}")
+    except Exception as exc:  # navigation timeout, ...
+        return [f"status badge: {type(exc).__name__}: {exc}"], "badge=?"
+    finally:
+        page.close()
+    return problems, f"badge={'ok' if not problems else 'FAIL'} [{text if not problems else ''}]"
+
 # --- Search, narrow screens, dark theme, internal links ------------------------------------------------
 
 NARROW_VIEWPORT = {"width": 390, "height": 844}
@@ -607,6 +643,8 @@ def main(argv: list[str] | None = None) -> int:
                                            code_widths=page_path.parent.name == "chapters")
             if page_path.parent.name == "chapters":
                 more, seen = check_downloads(context, page_path, int(args.timeout * 1000))
+                problems, summary = problems + more, f"{summary} {seen}"
+                more, seen = check_badge(context, page_path, int(args.timeout * 1000))
                 problems, summary = problems + more, f"{summary} {seen}"
             more, seen = check_narrow(narrow, page_path, shots / "narrow" / f"{page_path.stem}.png",
                                       int(args.timeout * 1000))

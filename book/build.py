@@ -37,12 +37,18 @@ What a build does
    and the build names the chapter, the cell and the line of the source.
    *Small diffs*: papermill's timestamps and durations, kernel timings and temporary paths are
    stripped and cell ids are derived from the cells' contents; execution counts stay (nbval needs them).
+   What the status page needs is recorded once, under ``metadata.companion``: when the chapter started
+   (``executed``, UTC), how long it ran (``seconds``) and its inputs part by part (``inputs``).
    papermill's injected-parameters cell gets the tag ``remove-cell``.
 3. Renders ``sphinx-build -b html -n -W --keep-going book book/_build/html`` (``book/conf.py``; notebook
    execution is off there: papermill is the only executor), copies MathJax 3 from the installed
    ``django-static-mathjax`` to ``book/_build/html/mathjax/`` (``mathjax_path`` in ``conf.py``
    points there from every page, also over ``file://``), and fails if any page's ``<script>`` or
-   ``<link>`` needs an http(s) URL or points at a file that is not in the site.
+   ``<link>`` needs an http(s) URL or points at a file that is not in the site. Before it renders, it
+   writes the status page ``book/status.md`` (when, how and from what each chapter ran, and whether it
+   is still up to date) and the reproduction's appendix ``book/reproduction_report.md``
+   (``book/status.py``); after, it puts a badge linking to its row of the status page under each
+   chapter's title.
 
 Conventions for chapter authors: see the docstring of ``book/sources.py``.
 """
@@ -72,6 +78,7 @@ from sources import (
     lint_proof_blocks,
     select_chapters,
 )
+from status import install_badges, write_pages
 from thesis_index import write_index
 from website import render, toc_chapter_files
 
@@ -255,8 +262,10 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise BuildError("chapters in intro.md's toctree have not been executed: "
                              + ", ".join(p.name for p in missing) + " (run book/build.py without --chapter)")
+        statuses = write_pages(toc_chapter_files(BOOK_DIR))  # book/status.md, book/reproduction_report.md
         t0 = time.perf_counter()
         render(BOOK_DIR, fresh=args.force)
+        install_badges(SITE_DIR, statuses)
         print(f"rendered {SITE_DIR.relative_to(REPO_ROOT)} ({time.perf_counter() - t0:.1f} s)", flush=True)
     return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import datetime
 import hashlib
 import importlib.metadata
 import json
@@ -15,11 +16,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sources import DEFAULT_OUTPUT_DIR, FAILED_DIR, REPO_ROOT, BuildError, read_source, set_cell_ids
+from sources import DEFAULT_OUTPUT_DIR, FAILED_DIR, LIB_DIR, REPO_ROOT, BuildError, read_source, set_cell_ids
 
 from thesis_lib.publishing.reads import READS_LOG_ENV  # torch-free, like thesis_lib.ground.config
 
@@ -49,6 +51,19 @@ def input_hash(source: bytes, parameters: Mapping[str, Any], lib_dir: Path) -> s
         part("content", path.read_bytes())
     part("versions", json.dumps({name: _version(name) for name in VERSIONED}).encode())
     return digest.hexdigest()
+
+
+def input_parts(source: bytes, lib_dir: Path) -> dict[str, Any]:
+    """What :func:`input_hash` hashes besides the parameters, part by part: the SHA-256 of the source, one
+    SHA-256 of the library's files (names and contents, framed as there) and the versions. An executed
+    notebook records them (``metadata.companion.inputs``), so that the status page can say which part changed
+    when the input hash no longer matches."""
+    library = hashlib.sha256()
+    for path in sorted(Path(lib_dir).rglob("*.py")):
+        for data in (path.relative_to(lib_dir).as_posix().encode(), path.read_bytes()):
+            library.update(f"{len(data)}:".encode() + data)
+    return {"source": hashlib.sha256(bytes(source)).hexdigest(), "library": library.hexdigest(),
+            "versions": {name: _version(name) for name in VERSIONED}}
 
 
 def _version(package: str) -> str:
@@ -111,7 +126,8 @@ def clean_executed(nb: Any, *, companion: Mapping[str, Any]) -> Any:
     ``execution`` timings, keeps only ``parameters`` of papermill's notebook metadata (its
     timestamps, duration and temporary input/output paths go), adds ``remove-cell`` to the
     ``injected-parameters`` cell, recomputes the content-derived cell ids and records ``companion``
-    (input hash, source, parameters, the files read) under ``metadata.companion``. Execution counts stay.
+    (input hash, source, parameters, the files read, and when and for how long it ran) under
+    ``metadata.companion``. Execution counts stay.
     """
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
@@ -208,6 +224,8 @@ def execute_chapter(number: str, source: Path, output: Path, parameters: Mapping
         raise BuildError(f"chapter {number} declares no parameter {', '.join(map(repr, unknown))} in its "
                          f"parameters cell (it has {', '.join(sorted(declared)) or 'none'}); "
                          f"{output.name} was left as it was")
+    parts = input_parts(source.read_bytes(), LIB_DIR)
+    started, t0 = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"book-{number}-") as tmp:
         converted = Path(tmp) / f"{source.stem}.ipynb"
         executed = Path(tmp) / f"{source.stem}.executed.ipynb"
@@ -240,6 +258,8 @@ def execute_chapter(number: str, source: Path, output: Path, parameters: Mapping
         result = nbformat.read(executed, as_version=4)
         reads = files_read(reads_log)
     rel = source.relative_to(REPO_ROOT).as_posix() if source.is_relative_to(REPO_ROOT) else source.name
-    companion = {"input_hash": digest, "source": rel, "parameters": dict(parameters), "reads": reads}
+    companion = {"input_hash": digest, "source": rel, "parameters": dict(parameters), "reads": reads,
+                 "inputs": parts, "executed": started.isoformat(timespec="seconds"),
+                 "seconds": round(time.perf_counter() - t0, 1)}
     clean_executed(result, companion=companion)
     write_atomic(result, output)

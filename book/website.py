@@ -167,11 +167,12 @@ def download_block(page: str, files: list[Path]) -> str:
             f'<p class="admonition-title">Download this chapter</p><ul>{items}</ul></div>{_DOWNLOADS_END}')
 
 
-def inject_download_block(page_html: str, block: str) -> str:
+def inject_download_block(page_html: str, block: str, marker: str = "chapter-downloads") -> str:
     """``page_html`` with ``block`` after the first heading of its article (after the ``<article>`` tag
-    if it has none), replacing the block that an earlier render injected."""
-    page_html = re.sub(re.escape(_DOWNLOADS_START) + ".*?" + re.escape(_DOWNLOADS_END), "", page_html,
-                       flags=re.S)
+    if it has none), replacing the block between ``<!-- marker -->`` and ``<!-- /marker -->`` that an
+    earlier render injected (the status badge uses it too)."""
+    page_html = re.sub(re.escape(f"<!-- {marker} -->") + ".*?" + re.escape(f"<!-- /{marker} -->"), "",
+                       page_html, flags=re.S)
     article = re.search(r'<article class="bd-article"[^>]*>', page_html)
     if article is None:
         raise BuildError("no <article class=\"bd-article\"> in the page: where do the downloads go?")

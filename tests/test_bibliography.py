@@ -35,6 +35,7 @@ BIB = BOOK / "references.bib"
 NOTEBOOKS = ROOT / "notebooks"
 sys.path.insert(0, str(BOOK))  # book/'s modules: website reads the table of contents
 import website  # noqa: E402
+from status import GENERATED  # noqa: E402
 
 # A citation role: {cite}, {cite:t}, {cite:p}, {cite:ts}, {cite:author}, ..., and footnote citations.
 ROLE = re.compile(r"\{(?:cite|footcite)(?::[a-z]+)?\}`([^`]*)`")
@@ -66,10 +67,13 @@ REQUIRED_FIELDS = {
 
 
 def book_sources() -> list[Path]:
-    """The chapters' sources and every other page listed in the toctrees of book/intro.md, in the order of the toc."""
+    """The chapters' sources and every other page listed in the toctrees of book/intro.md, in the order of the toc;
+    not the pages that the build writes from records (status.GENERATED: they cite nothing)."""
     files = website.toc_files(BOOK)
     paths = []
     for name in files:
+        if name in GENERATED:
+            continue
         if name.startswith("chapters/"):
             paths.append(NOTEBOOKS / f"{name.removeprefix('chapters/')}.md")
         else:

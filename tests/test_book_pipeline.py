@@ -420,6 +420,9 @@ def test_execute_a_tiny_chapter_then_fail_it_without_losing_the_old_notebook(tmp
     assert nb.cells[-1].outputs[0]["text"] == "40\n"
     assert nb.metadata["papermill"] == {"parameters": {"profile": "full", "seed": 4}}
     assert "papermill" not in nb.cells[-1].metadata and nb.cells[-1].execution_count == 3
+    companion = nb.metadata["companion"]  # what the status page reads: the inputs part by part, when, how long
+    assert companion["inputs"] == execution.input_parts((src / "01_tiny.md").read_bytes(), ROOT / "thesis_lib")
+    assert 0 < companion["seconds"] < 600 and companion["executed"].endswith("+00:00")
     good = target.read_bytes()
 
     (src / "01_tiny.md").write_text(chapter_text("y = 1\nprint(seed / 0)"))
